@@ -1,0 +1,30 @@
+# -*- coding: utf-8 -*-
+"""Shared pytest setup: make the checkout importable as ansible_collections.xenkdump.fleet,
+and give tests a Host whose commands answer from recorded real outputs."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+FIXTURES = os.path.join(REPO, "tests", "fixtures")
+XEN417 = os.path.join(FIXTURES, "xen-4.17-dom0")
+
+
+def _ensure_collection_importable() -> None:
+    try:
+        import ansible_collections.xenkdump.fleet  # noqa: F401  pylint: disable=unused-import
+        return
+    except ImportError:
+        pass
+    base = os.path.join(REPO, ".build", "collections")
+    link = os.path.join(base, "ansible_collections", "xenkdump", "fleet")
+    if not os.path.islink(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(REPO, link)
+    sys.path.insert(0, base)
+
+
+_ensure_collection_importable()
