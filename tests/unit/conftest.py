@@ -28,3 +28,17 @@ def _ensure_collection_importable() -> None:
 
 
 _ensure_collection_importable()
+
+
+def _hypothesis_profiles() -> None:
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:  # pragma: no cover - hypothesis is in requirements.txt
+        return
+    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("ci", max_examples=200, **common)
+    settings.register_profile("quick", max_examples=25, **common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_hypothesis_profiles()
