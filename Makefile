@@ -10,7 +10,7 @@ test-quick:
 run:
 	scripts/run
 docs:
-	scripts/gen-docs
+	python3 scripts/gen_docs.py
 lab-build:
 	lab/lab build
 lab-up:

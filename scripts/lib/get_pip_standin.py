@@ -12,4 +12,6 @@ import sys
 
 ensurepip.bootstrap(upgrade=True)
 os.environ.pop("PIP_CONFIG_FILE", None)
-sys.exit(subprocess.call([sys.executable, "-m", "pip", "install"] + sys.argv[1:]))
+# get-pip.py's own flags mean "do not add setuptools/wheel", which plain pip does not do anyway
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+sys.exit(subprocess.call([sys.executable, "-m", "pip", "install"] + args))
