@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import re
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ansible_collections.xenkdump.fleet.plugins.module_utils import errors
 from ansible_collections.xenkdump.fleet.plugins.module_utils.hostio import Host
@@ -168,3 +169,783 @@ def detect_bootloader(host: Host, distro_family: str) -> Dict[str, Any]:
         reason = "none of %s exists" % ", ".join(considered)
     return {"kind": "unknown", "path": None, "regenerate": [], "files": cfgs or [],
             "reason": reason}
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors (XK300-XK399)
+# ---------------------------------------------------------------------------------------------
+
+class CmdlineOptionError(errors.XenKdumpError):
+    code = "XK300"
+    title = "Invalid Xen command line option"
+    remedy = ("Give the option name as letters, digits, '_', '-' or '.', and a value without "
+              "whitespace, double quotes or control characters (omit value for a flag).")
+
+
+class GrubParseError(errors.XenKdumpError):
+    code = "XK301"
+    title = "GRUB default file cannot be parsed safely"
+    remedy = ("Fix the named line by hand (balance the quotes, drop here-documents, 'source'/'eval' "
+              "or CRLF line endings), or set the option yourself and run the regenerate command.")
+
+
+class GrubUnsafeAssignmentError(errors.XenKdumpError):
+    code = "XK302"
+    title = "GRUB Xen variable is set in a way the module cannot follow"
+    remedy = ("Rewrite the named line as a plain top-level assignment such as "
+              "GRUB_CMDLINE_XEN_DEFAULT=\"$GRUB_CMDLINE_XEN_DEFAULT opt=value\" (no if/&&, command "
+              "substitution, +=, unset or read), then run the module again.")
+
+
+class GrubNotEditableError(errors.XenKdumpError):
+    code = "XK303"
+    title = "Xen option comes from a place the module will not edit"
+    remedy = ("The option reaches the Xen line through another shell variable or a computed value; "
+              "move it into a literal GRUB_CMDLINE_XEN_DEFAULT / GRUB_CMDLINE_XEN assignment by hand.")
+
+
+class XenCfgError(errors.XenKdumpError):
+    code = "XK304"
+    title = "EFI xen.cfg cannot be edited safely"
+    remedy = ("Make sure xen.cfg has a [global] section with default=<section>, that section exists "
+              "and has at most one options= line without tabs; or pass section: explicitly.")
+
+
+class XenCmdlineToolError(errors.XenKdumpError):
+    code = "XK305"
+    title = "xen-cmdline failed"
+    remedy = ("Run /opt/xensource/libexec/xen-cmdline --list-xen by hand on the host to see why; "
+              "it must be able to read and write the host's grub.cfg files.")
+
+
+class BootloaderUnknownError(errors.XenKdumpError):
+    code = "XK306"
+    title = "Cannot tell where this host keeps the Xen command line"
+    remedy = ("Pass bootloader: (grub, xen_cfg or xen_cmdline) and path: to the module, or install "
+              "the bootloader configuration first.")
+
+
+class ConfigFileMissingError(errors.XenKdumpError):
+    code = "XK307"
+    title = "Bootloader configuration file is missing"
+    remedy = "Point path: at the existing file (for GRUB: /etc/default/grub), or create it first."
+
+
+class EditVerificationError(errors.XenKdumpError):
+    code = "XK308"
+    title = "Edited file would not give the expected Xen command line"
+    remedy = ("Nothing was written. Edit the named file by hand and report this file as a bug "
+              "with the error data.")
+
+
+XEN_VARS = ("GRUB_CMDLINE_XEN", "GRUB_CMDLINE_XEN_DEFAULT")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_OPT_RE = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+
+
+def validate_option(option: str, value: Optional[str]) -> None:
+    """Raise CmdlineOptionError for a name/value that cannot be written as one token."""
+    if not option or not _OPT_RE.match(option):
+        bad = next((c for c in option if not _OPT_RE.match(c)), "") if option else ""
+        raise CmdlineOptionError(
+            "Option name %r is not valid%s." % (
+                option, (": character %r at position %d" % (bad, option.index(bad))) if bad else
+                " (empty)"))
+    if value is None:
+        return
+    for pos, char in enumerate(value):
+        if char in _WS or char == '"' or ord(char) < 32 or ord(char) == 127:
+            raise CmdlineOptionError(
+                "Value %r for option %s has %r at position %d." % (value, option, char, pos))
+
+
+def format_option(option: str, value: Optional[str]) -> str:
+    return option if value is None else "%s=%s" % (option, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# A small, strict POSIX-sh reader for /etc/default/grub and grub.d/*.cfg
+#
+# grub-mkconfig (#!/bin/sh: dash on Debian/Ubuntu) sources these files in order.  We read them
+# the same way, but only far enough to follow *plain top-level assignments*; everything that
+# could change a Xen variable in a way we cannot follow is refused, naming file and line.
+# Every character of an evaluated value remembers where it came from (file, byte span,
+# quoting context, the variable whose assignment holds it), so an edit is a set of exact
+# source-span deletions/insertions that keep comments, quoting and $VAR references intact.
+# ---------------------------------------------------------------------------------------------
+
+class Origin(NamedTuple):
+    file: str          # host path of the file
+    start: int         # source span [start, end) in the file text
+    end: int
+    ctx: str           # "dq" | "sq" | "unq"
+    var: str           # variable whose assignment holds this text
+    stmt: int          # global index of that assignment
+
+
+EChar = Tuple[str, Optional[Origin]]      # evaluated character and where it came from
+
+
+class Part(object):
+    """One piece of a shell word."""
+    __slots__ = ("kind", "text", "chars", "start", "end", "ctx")
+
+    def __init__(self, kind: str, start: int, end: int, ctx: str, text: str = "",
+                 chars: Optional[List[Tuple[str, int, int]]] = None) -> None:
+        self.kind = kind          # lit | param | complex
+        self.text = text          # param name / complex description
+        self.chars = chars or []  # lit: (char, start, end)
+        self.start = start
+        self.end = end
+        self.ctx = ctx
+
+
+class Word(object):
+    __slots__ = ("parts", "start", "end", "line", "close_quote")
+
+    def __init__(self, parts: List[Part], start: int, end: int, line: int) -> None:
+        self.parts = parts
+        self.start = start
+        self.end = end
+        self.line = line
+        # offset of the closing quote when the word ends in a quoted string, and which quote
+        self.close_quote: Optional[Tuple[int, str]] = None
+
+    def literal_prefix(self) -> str:
+        out = []
+        for part in self.parts:
+            if part.kind != "lit":
+                break
+            out.extend(c for c, _s, _e in part.chars)
+        return "".join(out)
+
+    def is_plain_literal(self) -> bool:
+        return all(p.kind == "lit" for p in self.parts)
+
+    def unquoted_text(self) -> str:
+        return "".join(c for p in self.parts if p.kind == "lit" for c, _s, _e in p.chars)
+
+
+class Token(NamedTuple):
+    kind: str                 # word | op | nl
+    value: Any                # Word for word, str for op
+    line: int
+
+
+_META = set(" \t\n;&|<>()")
+
+
+class _Lexer(object):
+    def __init__(self, text: str, fname: str) -> None:
+        self.text = text
+        self.fname = fname
+        self.n = len(text)
+
+    def line_of(self, pos: int) -> int:
+        return self.text.count("\n", 0, pos) + 1
+
+    def fail(self, pos: int, what: str) -> "GrubParseError":
+        return GrubParseError("%s line %d: %s." % (self.fname, self.line_of(pos), what),
+                              file=self.fname, line=self.line_of(pos))
+
+    # -- skipping nested constructs ----------------------------------------------------------
+    def skip_single(self, i: int) -> int:
+        """i at opening '; return index after closing '."""
+        j = self.text.find("'", i + 1)
+        if j < 0:
+            raise self.fail(i, "unbalanced single quote (no closing ')")
+        return j + 1
+
+    def skip_double(self, i: int) -> int:
+        j = i + 1
+        while j < self.n:
+            c = self.text[j]
+            if c == "\\":
+                j += 2
+                continue
+            if c == '"':
+                return j + 1
+            if c == "`":
+                j = self.skip_backtick(j)
+                continue
+            if c == "$" and j + 1 < self.n and self.text[j + 1] in "({":
+                j = self.skip_dollar(j)
+                continue
+            j += 1
+        raise self.fail(i, 'unbalanced double quote (no closing ")')
+
+    def skip_backtick(self, i: int) -> int:
+        j = i + 1
+        while j < self.n:
+            c = self.text[j]
+            if c == "\\":
+                j += 2
+                continue
+            if c == "`":
+                return j + 1
+            j += 1
+        raise self.fail(i, "unbalanced backquote (no closing `)")
+
+    def skip_dollar(self, i: int) -> int:
+        """i at '$' followed by '(' or '{'; return index after the matching close."""
+        opener = self.text[i + 1]
+        closer = ")" if opener == "(" else "}"
+        depth = 0
+        j = i + 1
+        while j < self.n:
+            c = self.text[j]
+            if c == "\\":
+                j += 2
+                continue
+            if c == "'" and opener == "(":
+                j = self.skip_single(j)
+                continue
+            if c == '"':
+                j = self.skip_double(j)
+                continue
+            if c == "`":
+                j = self.skip_backtick(j)
+                continue
+            if c == "$" and j + 1 < self.n and self.text[j + 1] in "({":
+                j = self.skip_dollar(j)
+                continue
+            if c == opener:
+                depth += 1
+            elif c == closer:
+                depth -= 1
+                if depth == 0:
+                    return j + 1
+            j += 1
+        raise self.fail(i, "unbalanced %s (no closing %s)" % ("$" + opener, closer))
+
+    # -- words ---------------------------------------------------------------------------------
+    def dollar(self, i: int, ctx: str, parts: List[Part]) -> int:
+        """i at '$'. Append a part; return the new index."""
+        text = self.text
+        nxt = text[i + 1] if i + 1 < self.n else ""
+        if nxt == "(":
+            end = self.skip_dollar(i)
+            kind = "arithmetic $((...))" if text.startswith("$((", i) else "command substitution $(...)"
+            parts.append(Part("complex", i, end, ctx, kind))
+            return end
+        if nxt == "{":
+            end = self.skip_dollar(i)
+            inner = text[i + 2:end - 1]
+            if _NAME_RE.match(inner):
+                parts.append(Part("param", i, end, ctx, inner))
+            else:
+                parts.append(Part("complex", i, end, ctx, "parameter expansion ${%s}" % inner))
+            return end
+        if nxt and (nxt.isalpha() or nxt == "_"):
+            j = i + 1
+            while j < self.n and (text[j].isalnum() or text[j] == "_"):
+                j += 1
+            parts.append(Part("param", i, j, ctx, text[i + 1:j]))
+            return j
+        if nxt and nxt in "@*#?$!-0123456789":
+            parts.append(Part("complex", i, i + 2, ctx, "special parameter $" + nxt))
+            return i + 2
+        if ctx == "unq" and nxt == "'":
+            end = i + 1
+            j = i + 2
+            while j < self.n and text[j] != "'":
+                j += 2 if text[j] == "\\" else 1
+            if j >= self.n:
+                raise self.fail(i, "unbalanced $'...' quote")
+            end = j + 1
+            parts.append(Part("complex", i, end, ctx, "ANSI-C quoting $'...'"))
+            return end
+        if ctx == "unq" and nxt == '"':
+            end = self.skip_double(i + 1)
+            parts.append(Part("complex", i, end, ctx, 'locale quoting $"..."'))
+            return end
+        self._lit(parts, ctx, "$", i, i + 1)
+        return i + 1
+
+    @staticmethod
+    def _lit(parts: List[Part], ctx: str, char: str, start: int, end: int) -> None:
+        if parts and parts[-1].kind == "lit" and parts[-1].ctx == ctx and parts[-1].end == start:
+            parts[-1].chars.append((char, start, end))
+            parts[-1].end = end
+        else:
+            parts.append(Part("lit", start, end, ctx, chars=[(char, start, end)]))
+
+    def word(self, i: int) -> Tuple[Word, int]:
+        text = self.text
+        start = i
+        parts: List[Part] = []
+        close_quote: Optional[Tuple[int, str]] = None
+        while i < self.n:
+            c = text[i]
+            if c in _META:
+                break
+            close_quote = None
+            if c == "\\":
+                if i + 1 < self.n and text[i + 1] == "\n":
+                    i += 2                      # line continuation
+                    continue
+                if i + 1 >= self.n:
+                    self._lit(parts, "unq", "\\", i, i + 1)
+                    i += 1
+                    continue
+                self._lit(parts, "unq", text[i + 1], i, i + 2)
+                i += 2
+            elif c == "'":
+                end = self.skip_single(i)
+                for k in range(i + 1, end - 1):
+                    self._lit(parts, "sq", text[k], k, k + 1)
+                if end - 1 == i + 1:            # '' : empty, keep a marker part
+                    parts.append(Part("lit", i + 1, i + 1, "sq"))
+                close_quote = (end - 1, "'")
+                i = end
+            elif c == '"':
+                i = self.double(i, parts)
+                close_quote = (i - 1, '"')
+            elif c == "$":
+                i = self.dollar(i, "unq", parts)
+            elif c == "`":
+                end = self.skip_backtick(i)
+                parts.append(Part("complex", i, end, "unq", "command substitution `...`"))
+                i = end
+            elif c == "~":
+                parts.append(Part("complex", i, i + 1, "unq", "unquoted ~ (tilde expansion)"))
+                i += 1
+            else:
+                self._lit(parts, "unq", c, i, i + 1)
+                i += 1
+        word = Word(parts, start, i, self.line_of(start))
+        word.close_quote = close_quote
+        return word, i
+
+    def double(self, i: int, parts: List[Part]) -> int:
+        """i at opening "; parse to the closing quote; return index after it."""
+        text = self.text
+        j = i + 1
+        empty = True
+        while j < self.n:
+            c = text[j]
+            if c == '"':
+                if empty:
+                    parts.append(Part("lit", i + 1, i + 1, "dq"))
+                return j + 1
+            empty = False
+            if c == "\\" and j + 1 < self.n and text[j + 1] in '$`"\\\n':
+                if text[j + 1] != "\n":
+                    self._lit(parts, "dq", text[j + 1], j, j + 2)
+                j += 2
+            elif c == "$":
+                j = self.dollar(j, "dq", parts)
+            elif c == "`":
+                end = self.skip_backtick(j)
+                parts.append(Part("complex", j, end, "dq", "command substitution `...`"))
+                j = end
+            else:
+                self._lit(parts, "dq", c, j, j + 1)
+                j += 1
+        raise self.fail(i, 'unbalanced double quote (no closing ")')
+
+    # -- tokens --------------------------------------------------------------------------------
+    def tokens(self) -> List[Token]:
+        text = self.text
+        out: List[Token] = []
+        i = 0
+        while i < self.n:
+            c = text[i]
+            if c in " \t":
+                i += 1
+                continue
+            if c == "\\" and text.startswith("\\\n", i):
+                i += 2
+                continue
+            if c == "#":
+                j = text.find("\n", i)
+                i = self.n if j < 0 else j
+                continue
+            if c == "\n":
+                out.append(Token("nl", "\n", self.line_of(i)))
+                i += 1
+                continue
+            if c in ";&|<>()":
+                for op in ("<<<", "<<-", "&&", "||", ";;", ";&", "<<", ">>", ">&", "<&", ">|",
+                           "<>", "<(", ">(", "&>", ";", "&", "|", "<", ">", "(", ")"):
+                    if text.startswith(op, i):
+                        break
+                if op in ("<<", "<<-"):
+                    raise self.fail(i, "here-document (%s) is not supported" % op)
+                if op in ("<(", ">("):
+                    raise self.fail(i, "process substitution %s...) is not supported" % op)
+                out.append(Token("op", op, self.line_of(i)))
+                i += len(op)
+                continue
+            word, i = self.word(i)
+            out.append(Token("word", word, word.line))
+        return out
+
+
+class Command(object):
+    """A simple command: assignments/words/redirections, and how it is reached."""
+
+    def __init__(self, words: List[Word], line: int, depth: int) -> None:
+        self.words = words
+        self.line = line
+        self.depth = depth
+        self.joined = False        # part of && || | & lists
+        self.redirected = False
+
+    @property
+    def persistent(self) -> bool:
+        return self.depth == 0 and not self.joined
+
+
+_RESERVED_OPEN = ("if", "while", "until", "for", "select", "{")
+_RESERVED_CLOSE = ("fi", "done", "}")
+_RESERVED_MID = ("then", "else", "elif", "do", "!", "function")
+
+
+def _commands(tokens: List[Token], lexer: _Lexer) -> List[Command]:
+    cmds: List[Command] = []
+    depth = 0
+    case_depth = 0
+    current: Optional[Command] = None
+    pending_join = False
+    i = 0
+    n = len(tokens)
+    while i < n:
+        tok = tokens[i]
+        if tok.kind == "nl" or (tok.kind == "op" and tok.value in (";", ";;", ";&")):
+            current = None
+            pending_join = False
+            i += 1
+            continue
+        if tok.kind == "op":
+            if tok.value in ("&&", "||", "|", "&"):
+                if current is not None:
+                    current.joined = True
+                pending_join = tok.value != "&"
+                current = None
+            elif tok.value == "(":
+                depth += 1
+                current = None
+            elif tok.value == ")":
+                if case_depth == 0:
+                    depth = max(depth - 1, 0)
+                current = None
+            else:                               # redirection: eat its target word
+                if current is None:
+                    current = Command([], tok.line, depth + case_depth)
+                    current.joined = pending_join
+                    cmds.append(current)
+                current.redirected = True
+                if i + 1 < n and tokens[i + 1].kind == "word":
+                    i += 1
+            i += 1
+            continue
+        word = tok.value
+        text = word.unquoted_text() if word.is_plain_literal() else None
+        if current is None and text is not None:
+            if text == "case":
+                case_depth += 1
+            elif text == "esac" and case_depth:
+                case_depth -= 1
+                i += 1
+                continue
+            if text in _RESERVED_OPEN:
+                depth += 1
+                i += 1
+                continue
+            if text in _RESERVED_CLOSE:
+                depth = max(depth - 1, 0)
+                i += 1
+                continue
+            if text in _RESERVED_MID:
+                i += 1
+                continue
+        elif current is not None and text == "esac" and case_depth:
+            case_depth -= 1
+            current = None
+            i += 1
+            continue
+        if current is None:
+            current = Command([], tok.line, depth + case_depth)
+            current.joined = pending_join
+            cmds.append(current)
+        current.words.append(word)
+        i += 1
+    return cmds
+
+
+class Assignment(NamedTuple):
+    name: str
+    word: Word            # whole NAME=value word
+    value_parts: List[Part]
+    op: str               # "=" or "+="
+    file: str
+    line: int
+    stmt: int
+
+
+def _split_assignment(word: Word) -> Optional[Tuple[str, str, List[Part]]]:
+    """NAME=value word → (name, op, value parts); None when not an assignment word."""
+    if not word.parts or word.parts[0].kind != "lit" or word.parts[0].ctx != "unq":
+        return None
+    first = word.parts[0]
+    chars = first.chars
+    k = 0
+    while k < len(chars) and (chars[k][0].isalnum() or chars[k][0] == "_"):
+        k += 1
+    name = "".join(c for c, _s, _e in chars[:k])
+    if not name or not _NAME_RE.match(name) or k >= len(chars):
+        return None
+    if chars[k][0] == "=":
+        op, skip = "=", k + 1
+    elif chars[k][0] == "+" and k + 1 < len(chars) and chars[k + 1][0] == "=":
+        op, skip = "+=", k + 2
+    else:
+        return None
+    # every char of the name must be a plain unescaped char
+    if any(e - s != 1 for _c, s, e in chars[:skip]):
+        return None
+    rest = chars[skip:]
+    parts: List[Part] = []
+    if rest:
+        parts.append(Part("lit", rest[0][1], first.end, "unq", chars=list(rest)))
+    parts.extend(word.parts[1:])
+    return name, op, parts
+
+
+class _Bad(object):
+    """A variable whose value cannot be followed (and why)."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+Value = Union[List[EChar], _Bad]
+
+_MODIFYING_BUILTINS = ("unset", "read", "export", "readonly", "declare", "typeset", "local",
+                       "getopts", "printf", "mapfile", "readarray", "let")
+_REFUSED_COMMANDS = (".", "source", "eval", "exec", "exit", "return")
+
+
+class GrubAnalysis(object):
+    """Result of reading the GRUB default files in the order grub-mkconfig sources them."""
+
+    def __init__(self) -> None:
+        self.files: List[Tuple[str, str]] = []
+        self.env: Dict[str, Value] = {}
+        self.last: Dict[str, Tuple[Assignment, List[EChar]]] = {}
+        self.assignments: List[Assignment] = []
+
+    def value(self, var: str) -> List[EChar]:
+        val = self.env.get(var, [])
+        if isinstance(val, _Bad):
+            raise GrubUnsafeAssignmentError("%s cannot be evaluated: %s." % (var, val.why),
+                                            variable=var)
+        return val
+
+    def text(self, var: str) -> str:
+        return "".join(c for c, _o in self.value(var))
+
+
+def _eval_parts(parts: List[Part], env: Dict[str, Value], fname: str, line: int, var: str,
+                stmt: int) -> Value:
+    out: List[EChar] = []
+    for part in parts:
+        if part.kind == "lit":
+            for char, start, end in part.chars:
+                out.append((char, Origin(fname, start, end, part.ctx, var, stmt)))
+        elif part.kind == "param":
+            ref = env.get(part.text, [])
+            if isinstance(ref, _Bad):
+                return _Bad("%s line %d uses $%s, and %s" % (fname, line, part.text, ref.why))
+            out.extend(ref)
+        else:
+            return _Bad("%s line %d: %s" % (fname, line, part.text))
+    return out
+
+
+def _unsafe(var: str, fname: str, line: int, why: str) -> GrubUnsafeAssignmentError:
+    return GrubUnsafeAssignmentError("%s line %d: %s %s; the module cannot tell what value it "
+                                     "ends up with." % (fname, line, var, why),
+                                     file=fname, line=line, variable=var)
+
+
+def analyze_grub(files: Sequence[Tuple[str, str]], xen_vars: Sequence[str] = XEN_VARS
+                 ) -> GrubAnalysis:
+    """Follow the assignments of ``files`` (path, text) in order, as grub-mkconfig sources them."""
+    result = GrubAnalysis()
+    stmt = 0
+    for fname, text in files:
+        result.files.append((fname, text))
+        if "\r" in text:
+            line = text.count("\n", 0, text.index("\r")) + 1
+            raise GrubParseError("%s line %d: carriage return (CRLF line ending); /bin/sh would "
+                                 "keep it in the value." % (fname, line), file=fname, line=line)
+        if "\x00" in text:
+            line = text.count("\n", 0, text.index("\x00")) + 1
+            raise GrubParseError("%s line %d: NUL byte." % (fname, line), file=fname, line=line)
+        lexer = _Lexer(text, fname)
+        for cmd in _commands(lexer.tokens(), lexer):
+            stmt += 1
+            assigns: List[Tuple[str, str, List[Part], Word]] = []
+            rest: List[Word] = []
+            for word in cmd.words:
+                split = _split_assignment(word) if not rest else None
+                if split is not None:
+                    assigns.append((split[0], split[1], split[2], word))
+                else:
+                    rest.append(word)
+            cmd_name = rest[0].unquoted_text() if rest and rest[0].is_plain_literal() else None
+            if cmd_name in _REFUSED_COMMANDS:
+                raise GrubParseError("%s line %d: '%s' runs other code the module cannot follow."
+                                     % (fname, cmd.line, cmd_name), file=fname, line=cmd.line)
+            # ${VAR=...} / ${VAR:=...} anywhere assign as a side effect
+            for word in cmd.words:
+                for part in word.parts:
+                    if part.kind == "complex" and part.text.startswith("parameter expansion ${"):
+                        inner = part.text[len("parameter expansion ${"):]
+                        for var in xen_vars:
+                            if re.match(re.escape(var) + r":?[=?]", inner):
+                                raise _unsafe(var, fname, cmd.line, "is assigned by ${%s...}" % var)
+            export_assigns: List[Tuple[str, str, List[Part], Word]] = []
+            if cmd_name == "export" and cmd.persistent and not cmd.redirected and not assigns:
+                for word in rest[1:]:
+                    split = _split_assignment(word)
+                    if split is not None:
+                        export_assigns.append((split[0], split[1], split[2], word))
+                    elif not word.is_plain_literal() or not _NAME_RE.match(word.unquoted_text()):
+                        export_assigns = []
+                        break
+                else:
+                    rest = []
+            # who does this command touch?
+            bare: List[str] = []
+            if rest:
+                if cmd_name in _MODIFYING_BUILTINS or cmd_name == "export":
+                    for word in rest[1:]:
+                        text_w = word.literal_prefix()
+                        name = re.match(r"[A-Za-z_][A-Za-z0-9_]*", text_w)
+                        if name:
+                            bare.append(name.group(0))
+                if cmd_name and _NAME_RE.match(cmd_name):
+                    bare.append(cmd_name)       # e.g. the variable of `for VAR in ...`
+            for var in xen_vars:
+                if var in bare:
+                    raise _unsafe(var, fname, cmd.line, "is changed by '%s'" % " ".join(
+                        w.unquoted_text() for w in cmd.words[:3]))
+            clean = cmd.persistent and not cmd.redirected and not rest
+            for name, op, parts, word in assigns + export_assigns:
+                if not clean:
+                    why = ("is assigned inside if/case/loop/function or a subshell"
+                           if cmd.depth else
+                           "is assigned in a && / || / | / & list" if cmd.joined else
+                           "has a redirection on its assignment" if cmd.redirected else
+                           "is assigned only for the command '%s'" % (cmd_name or "?"))
+                    if name in xen_vars:
+                        raise _unsafe(name, fname, cmd.line, why)
+                    result.env[name] = _Bad("%s line %d: %s %s" % (fname, cmd.line, name, why))
+                    continue
+                if op == "+=":
+                    why = "uses '+=', which /bin/sh (dash) does not understand"
+                    if name in xen_vars:
+                        raise _unsafe(name, fname, cmd.line, why)
+                    result.env[name] = _Bad("%s line %d: %s %s" % (fname, cmd.line, name, why))
+                    continue
+                if (name, word) in [(a[0], a[3]) for a in export_assigns] and name in xen_vars:
+                    if any(p.ctx == "unq" and p.kind != "lit" for p in parts):
+                        raise _unsafe(name, fname, cmd.line,
+                                      "is exported with an unquoted expansion")
+                value = _eval_parts(parts, result.env, fname, cmd.line, name, stmt)
+                if isinstance(value, _Bad) and name in xen_vars:
+                    raise _unsafe(name, fname, cmd.line, "cannot be evaluated (%s)" % value.why)
+                result.env[name] = value
+                assignment = Assignment(name, word, parts, op, fname, cmd.line, stmt)
+                result.assignments.append(assignment)
+                if name in xen_vars and not isinstance(value, _Bad):
+                    result.last[name] = (assignment, value)
+    return result
+
+
+def tokenize_echars(chars: List[EChar]) -> List[List[EChar]]:
+    """:func:`tokenize` over evaluated characters, keeping each character's origin."""
+    tokens: List[List[EChar]] = []
+    current: List[EChar] = []
+    in_quote = False
+    for item in chars:
+        char = item[0]
+        if char == '"':
+            in_quote = not in_quote
+            current.append(item)
+        elif char in _WS and not in_quote:
+            if current:
+                tokens.append(current)
+                current = []
+        else:
+            current.append(item)
+    if current:
+        tokens.append(current)
+    return tokens
+
+
+def _ttext(token: List[EChar]) -> str:
+    return "".join(c for c, _o in token)
+
+
+def _quote_for(ctx: str, text: str) -> str:
+    if ctx == "dq":
+        return re.sub(r'([\\"$`])', r"\\\1", text)
+    if ctx == "sq":
+        return text.replace("'", "'\\''")
+    if re.match(r"[A-Za-z0-9_@%+=:,./\-]*\Z", text):
+        return text
+    return '"%s"' % re.sub(r'([\\"$`])', r"\\\1", text)
+
+
+def effective_xen_cmdline(host: Host, variable: str = "GRUB_CMDLINE_XEN_DEFAULT",
+                          path: str = GRUB_DEFAULT) -> str:
+    """What GRUB would put on the Xen line of the default entry (``variable`` last).
+
+    Debian's 20_linux_xen passes "${GRUB_CMDLINE_XEN} ${GRUB_CMDLINE_XEN_DEFAULT}" to the
+    default entries and "${GRUB_CMDLINE_XEN}" alone to recovery entries; with
+    ``variable="GRUB_CMDLINE_XEN"`` this returns the recovery line.
+    """
+    analysis = analyze_grub(read_grub_files(host, path))
+    return _effective(analysis, variable)
+
+
+def _effective(analysis: GrubAnalysis, variable: str = "GRUB_CMDLINE_XEN_DEFAULT") -> str:
+    names = ["GRUB_CMDLINE_XEN"] + (["GRUB_CMDLINE_XEN_DEFAULT"]
+                                    if variable == "GRUB_CMDLINE_XEN_DEFAULT" else [])
+    toks: List[str] = []
+    for name in names:
+        toks.extend(tokenize(analysis.text(name)))
+    return " ".join(toks)
+
+
+def read_text(host: Host, path: str) -> Optional[str]:
+    """Exact text of a file (None when absent); refuses non-UTF-8 content."""
+    real = host.p(path)
+    try:
+        with open(real, "rb") as handle:
+            data = handle.read()
+    except (IOError, OSError):
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise GrubParseError("%s line %d: byte 0x%02x is not UTF-8." % (path, line, data[exc.start]),
+                             file=path, line=line)
+
+
+def read_grub_files(host: Host, path: str = GRUB_DEFAULT) -> List[Tuple[str, str]]:
+    """(path, text) of the main default file and every grub.d/*.cfg, in sourcing order."""
+    out: List[Tuple[str, str]] = []
+    for name in grub_files(host, path):
+        text = read_text(host, name)
+        if text is None:
+            if name == path:
+                raise ConfigFileMissingError("%s does not exist." % path, file=path)
+            continue
+        out.append((name, text))
+    return out
