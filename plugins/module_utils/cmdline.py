@@ -949,3 +949,401 @@ def read_grub_files(host: Host, path: str = GRUB_DEFAULT) -> List[Tuple[str, str
             continue
         out.append((name, text))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Editing GRUB default files
+# ---------------------------------------------------------------------------------------------
+
+class EditResult(object):
+    """What an edit plan produces; the module writes ``new_texts`` (nothing in check mode)."""
+
+    def __init__(self) -> None:
+        self.kind = ""
+        self.changed = False
+        self.before_cmdline = ""
+        self.after_cmdline = ""
+        self.old_texts: Dict[str, str] = {}
+        self.new_texts: Dict[str, str] = {}     # only files whose text changes
+        self.file: Optional[str] = None         # the file holding the option (or edited first)
+        self.regenerate: List[str] = []
+        self.commands: List[List[str]] = []     # xen_cmdline: argv to run
+        self.notes: List[str] = []
+
+    def changed_files(self) -> List[str]:
+        return [f for f in self.new_texts if self.new_texts[f] != self.old_texts.get(f)]
+
+
+def _origin_desc(origin: Optional[Origin], analysis: GrubAnalysis) -> str:
+    if origin is None:
+        return "a computed value"
+    line = next((a.line for a in analysis.assignments if a.stmt == origin.stmt), 0)
+    return "the assignment of %s at %s line %d" % (origin.var, origin.file, line)
+
+
+def _editable(token: List[EChar], xen_vars: Sequence[str]) -> Optional[Optional[Origin]]:
+    """None when every char of ``token`` sits in a literal of a Xen variable; else the culprit."""
+    for _c, origin in token:
+        if origin is None or origin.var not in xen_vars:
+            return origin if origin is not None else Origin("", 0, 0, "", "", -1)
+    return None
+
+
+def plan_grub_edit(files: Sequence[Tuple[str, str]], option: str, value: Optional[str],
+                   state: str = "present", variable: str = "GRUB_CMDLINE_XEN_DEFAULT"
+                   ) -> EditResult:
+    """Compute the new texts of the GRUB default files so that ``option`` appears exactly once
+    (``state=present``, in ``variable``) or nowhere (``state=absent``) on the Xen line."""
+    validate_option(option, value)
+    if variable not in XEN_VARS:
+        raise CmdlineOptionError("variable %r is not a Xen command line variable (use one of %s)."
+                                 % (variable, ", ".join(XEN_VARS)))
+    result = EditResult()
+    result.kind = "grub"
+    result.old_texts = dict(files)
+    analysis = analyze_grub(files)
+    values = {v: analysis.value(v) for v in XEN_VARS}
+    toks = {v: tokenize_echars(values[v]) for v in XEN_VARS}
+    result.before_cmdline = _effective(analysis)
+    desired = format_option(option, value)
+
+    def key_of(tok: List[EChar]) -> str:
+        return split_option(_ttext(tok))[0]
+
+    occurrences = [(v, idx, t) for v in XEN_VARS for idx, t in enumerate(toks[v])
+                   if key_of(t) == option]
+    kept: Optional[Tuple[str, int, List[EChar]]] = None
+    if state == "present":
+        own = [o for o in occurrences if o[0] == variable
+               and all(orig is not None and orig.var == variable for _c, orig in o[2])]
+        if own:
+            kept = own[-1]
+        if kept is not None and _ttext(kept[2]) == desired:
+            others = [o for o in occurrences if o[2] is not kept[2]
+                      and [x[1] for x in o[2]] != [x[1] for x in kept[2]]]
+            if not others:
+                result.file = kept[2][0][1].file if kept[2][0][1] else None
+                result.after_cmdline = result.before_cmdline
+                return result
+    edits: Dict[str, Dict[Tuple[int, int], str]] = {}
+
+    def add_edit(origin: Origin, text: str, start: Optional[int] = None) -> None:
+        span = (origin.start if start is None else start, origin.end if start is None else start)
+        per = edits.setdefault(origin.file, {})
+        if span in per and per[span] != text:
+            raise GrubNotEditableError("%s: the same text is needed for two different edits "
+                                       "(option %s is shared between the Xen variables)."
+                                       % (origin.file, option))
+        per[span] = text
+
+    for var, idx, tok in occurrences:
+        if kept is not None and tok is kept[2]:
+            continue
+        culprit = _editable(tok, XEN_VARS)
+        if culprit is not None:
+            raise GrubNotEditableError(
+                "%s=... contains %r, which comes from %s." % (
+                    var, _ttext(tok), "a computed value" if culprit.stmt < 0
+                    else _origin_desc(culprit, analysis)),
+                option=option, variable=var)
+        for _c, origin in tok:
+            add_edit(origin, "")
+        # one run of separating whitespace: before the token, or after it when it is first
+        chars = values[var]
+        first_pos = next(k for k in range(len(chars)) if chars[k] is tok[0])
+        last_pos = next(k for k in range(len(chars)) if chars[k] is tok[-1])
+        run: List[EChar] = []
+        k = first_pos - 1
+        while k >= 0 and chars[k][0] in _WS:
+            run.append(chars[k])
+            k -= 1
+        if k < 0:
+            run = []
+            k = last_pos + 1
+            while k < len(chars) and chars[k][0] in _WS:
+                run.append(chars[k])
+                k += 1
+        for _c, origin in run:
+            if origin is not None and origin.var in XEN_VARS:
+                add_edit(origin, "")
+
+    target_file: Optional[str] = None
+    if state == "present":
+        if kept is not None:
+            tok = kept[2]
+            first = tok[0][1]
+            assert first is not None
+            add_edit(first, _quote_for(first.ctx, desired))
+            for _c, origin in tok[1:]:
+                assert origin is not None
+                add_edit(origin, "")
+            target_file = first.file
+        elif variable in analysis.last:
+            assignment, val = analysis.last[variable]
+            # value as it will be after the deletions above (same assignment only matters)
+            remaining = [c for c, o in val if not (o is not None and o.file in edits
+                                                   and (o.start, o.end) in edits[o.file])]
+            sep = " " if remaining and remaining[-1] not in _WS else ""
+            word = assignment.word
+            if word.close_quote is not None:
+                pos, quote = word.close_quote
+                text = _quote_for("dq" if quote == '"' else "sq", sep + desired)
+                add_edit(Origin(assignment.file, pos, pos, "", variable, assignment.stmt), text,
+                         start=pos)
+            else:
+                add_edit(Origin(assignment.file, word.end, word.end, "", variable,
+                                assignment.stmt), '"%s"' % _quote_for("dq", sep + desired),
+                         start=word.end)
+            target_file = assignment.file
+        else:
+            main, text = files[0]
+            addition = ("" if not text or text.endswith("\n") else "\n") + '%s="%s"\n' % (
+                variable, _quote_for("dq", desired))
+            add_edit(Origin(main, len(text), len(text), "", variable, -1), addition,
+                     start=len(text))
+            target_file = main
+    else:
+        target_file = next(iter(edits), None)
+
+    new_texts: Dict[str, str] = {}
+    for fname, text in files:
+        per = edits.get(fname)
+        if not per:
+            continue
+        spans = sorted(per.items(), key=lambda kv: (kv[0][0], kv[0][1]))
+        out: List[str] = []
+        pos = 0
+        for (start, end), repl in spans:
+            if start < pos:
+                raise GrubNotEditableError("%s: overlapping edits at offset %d." % (fname, start))
+            out.append(text[pos:start])
+            out.append(repl)
+            pos = end
+        out.append(text[pos:])
+        new = "".join(out)
+        if new != text:
+            new_texts[fname] = new
+    result.new_texts = new_texts
+    result.file = target_file
+    result.changed = bool(new_texts)
+
+    # Verify: read the edited files again and compare the token lists with the expectation.
+    new_files = [(f, new_texts.get(f, t)) for f, t in files]
+    after = analyze_grub(new_files)
+    for var in XEN_VARS:
+        expected = [_ttext(t) for t in toks[var] if key_of(t) != option]
+        if state == "present" and var == variable:
+            if kept is not None:
+                before_kept = [t for t in toks[var][:kept[1]] if key_of(t) != option]
+                expected.insert(len(before_kept), desired)
+            else:
+                expected.append(desired)
+        got = tokenize(after.text(var))
+        if got != expected:
+            raise EditVerificationError(
+                "After the edit %s would be %r, expected %r." % (var, " ".join(got),
+                                                                 " ".join(expected)),
+                variable=var, got=got, expected=expected)
+    result.after_cmdline = _effective(after)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# EFI xen.cfg  ([global] default=<section>; per-section options=)
+#
+# Xen's EFI loader (xen/common/efi/boot.c) treats every control character (tab included) as
+# end of line, '#' anywhere as the start of a comment, ';' at line start as a comment, ignores
+# leading blanks, and get_value() returns the FIRST key= of a section.
+# ---------------------------------------------------------------------------------------------
+
+class _CfgLine(NamedTuple):
+    index: int
+    section: Optional[str]
+    key: Optional[str]
+    raw: str
+
+
+def _cfg_lines(text: str) -> List[_CfgLine]:
+    out: List[_CfgLine] = []
+    section: Optional[str] = None
+    for index, raw in enumerate(text.split("\n")):
+        body = raw.lstrip(" ")
+        if "#" in body:
+            body = body[:body.index("#")]
+        if not body or body.startswith(";"):
+            out.append(_CfgLine(index, section, None, raw))
+            continue
+        if body.startswith("["):
+            end = body.find("]")
+            section = body[1:end] if end > 0 else body[1:].rstrip()
+            out.append(_CfgLine(index, section, None, raw))
+            continue
+        key = body.split("=", 1)[0] if "=" in body else None
+        out.append(_CfgLine(index, section, key, raw))
+    return out
+
+
+def xen_cfg_sections(text: str) -> Tuple[Optional[str], List[str]]:
+    """(default section named by [global] default=, all non-global sections in file order)."""
+    default: Optional[str] = None
+    sections: List[str] = []
+    for line in _cfg_lines(text):
+        if line.key is None and line.raw.lstrip(" ").startswith("[") and line.section:
+            if line.section != "global" and line.section not in sections:
+                sections.append(line.section)
+        if line.section == "global" and line.key == "default" and default is None:
+            default = _cfg_value(line.raw)
+    return default, sections
+
+
+def _cfg_value(raw: str) -> str:
+    body = raw.lstrip(" ")
+    value = body.split("=", 1)[1]
+    if "#" in value:
+        value = value[:value.index("#")]
+    return value.strip(" ")
+
+
+def xen_cfg_options(text: str, section: str) -> Optional[str]:
+    for line in _cfg_lines(text):
+        if line.section == section and line.key == "options":
+            return _cfg_value(line.raw)
+    return None
+
+
+def plan_xen_cfg_edit(path: str, text: str, option: str, value: Optional[str],
+                      state: str = "present", section: Optional[str] = None) -> EditResult:
+    """Edit ``options=`` of the section ``[global] default=`` names (``section: all``: every
+    section but [global]; or the named one)."""
+    validate_option(option, value)
+    result = EditResult()
+    result.kind = "xen_cfg"
+    result.file = path
+    result.old_texts = {path: text}
+    default, sections = xen_cfg_sections(text)
+    if section in (None, "", "default"):
+        if not default:
+            raise XenCfgError("%s has no default= in a [global] section, so Xen's choice of "
+                              "section is unknown." % path, file=path)
+        targets = [default]
+    elif section == "all":
+        targets = list(sections)
+    else:
+        targets = [section]
+    for target in targets:
+        if target not in sections:
+            raise XenCfgError("%s has no section [%s] (sections: %s)." % (
+                path, target, ", ".join(sections) or "none"), file=path, section=target)
+    lines = text.split("\n")
+    parsed = _cfg_lines(text)
+    desired = format_option(option, value)
+    result.before_cmdline = " ".join(tokenize(xen_cfg_options(text, default or targets[0]) or ""))
+    inserts: Dict[int, str] = {}
+    for target in targets:
+        opts = [ln for ln in parsed if ln.section == target and ln.key == "options"]
+        if len(opts) > 1:
+            raise XenCfgError("%s lines %s: section [%s] has %d options= lines; Xen uses only the "
+                              "first." % (path, ", ".join(str(o.index + 1) for o in opts), target,
+                                          len(opts)), file=path, section=target)
+        if not opts:
+            if state == "absent":
+                continue
+            header = next(ln for ln in parsed if ln.section == target and ln.key is None
+                          and ln.raw.lstrip(" ").startswith("["))
+            inserts[header.index] = "options=" + desired
+            continue
+        line = opts[0]
+        if "\t" in line.raw or "\x0b" in line.raw or "\x0c" in line.raw:
+            raise XenCfgError("%s line %d: a tab/control character in options=; Xen's EFI loader "
+                              "ends the line there." % (path, line.index + 1), file=path)
+        raw = line.raw
+        eq = raw.index("=")
+        comment = raw.index("#") if "#" in raw else len(raw)
+        value_text = raw[eq + 1:comment]
+        toks = tokenize(value_text)
+        keys = [split_option(t)[0] for t in toks]
+        hits = [k for k, name in enumerate(keys) if name == option]
+        if state == "present":
+            if len(hits) == 1 and toks[hits[0]] == desired:
+                continue
+            new = [t for k, t in enumerate(toks) if k not in hits[:-1]]
+            if hits:
+                keep = hits[-1] - len(hits[:-1])
+                new[keep] = desired
+            else:
+                new.append(desired)
+        else:
+            if not hits:
+                continue
+            new = [t for k, t in enumerate(toks) if k not in hits]
+        tail = raw[comment:]
+        lead = value_text[:len(value_text) - len(value_text.lstrip(" "))]
+        trail = " " if tail and value_text.endswith(" ") else ""
+        lines[line.index] = raw[:eq + 1] + lead + " ".join(new) + trail + tail
+    for index in sorted(inserts, reverse=True):
+        lines.insert(index + 1, inserts[index])
+    new_text = "\n".join(lines)
+    if new_text != text:
+        result.new_texts = {path: new_text}
+        result.changed = True
+    result.after_cmdline = " ".join(tokenize(xen_cfg_options(new_text, default or targets[0]) or ""))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# XCP-ng / Citrix Hypervisor: /opt/xensource/libexec/xen-cmdline
+# ---------------------------------------------------------------------------------------------
+
+def xen_cmdline_tool_list(host: Host, tool: str = XEN_CMDLINE_TOOL) -> str:
+    result = host.run([tool, "--list-xen"])
+    if result.rc != 0:
+        raise XenCmdlineToolError("'%s --list-xen' failed (rc=%d): %s" % (
+            tool, result.rc, (result.stderr or result.stdout).strip()), rc=result.rc)
+    return " ".join(tokenize(result.stdout))
+
+
+def plan_xen_cmdline_tool(host: Host, option: str, value: Optional[str], state: str = "present",
+                          tool: str = XEN_CMDLINE_TOOL) -> EditResult:
+    """Decide which ``xen-cmdline`` calls make the option appear once / nowhere.
+
+    Nothing is changed here; ``result.commands`` lists the argv to run (none in check mode).
+    """
+    validate_option(option, value)
+    result = EditResult()
+    result.kind = "xen_cmdline"
+    result.file = tool
+    before = xen_cmdline_tool_list(host, tool)
+    result.before_cmdline = before
+    toks = tokenize(before)
+    hits = [k for k, t in enumerate(toks) if split_option(t)[0] == option]
+    desired = format_option(option, value)
+    after = list(toks)
+    if state == "present":
+        if len(hits) == 1 and toks[hits[0]] == desired:
+            result.after_cmdline = before
+            return result
+        if len(hits) > 1:
+            result.commands.append([tool, "--delete-xen", option])
+            after = [t for k, t in enumerate(toks) if k not in hits] + [desired]
+        elif hits:
+            after[hits[0]] = desired
+        else:
+            after.append(desired)
+        result.commands.append([tool, "--set-xen", desired])
+    elif hits:
+        result.commands.append([tool, "--delete-xen", option])
+        after = [t for k, t in enumerate(toks) if k not in hits]
+    result.after_cmdline = " ".join(after)
+    result.changed = bool(result.commands)
+    return result
+
+
+def run_xen_cmdline_tool(host: Host, commands: Sequence[Sequence[str]],
+                         tool: str = XEN_CMDLINE_TOOL) -> str:
+    """Run the planned xen-cmdline calls; return the Xen line the tool reports afterwards."""
+    for argv in commands:
+        res = host.run(list(argv))
+        if res.rc != 0:
+            raise XenCmdlineToolError("'%s' failed (rc=%d): %s" % (
+                " ".join(argv), res.rc, (res.stderr or res.stdout).strip()), rc=res.rc)
+    return xen_cmdline_tool_list(host, tool)
