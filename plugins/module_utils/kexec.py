@@ -367,3 +367,532 @@ def load_state(host: Host, status_bit: Optional[int], record_path: str = RECORD_
     elif status_bit is not None:
         state["source"] = "status-bit"
     return state
+
+
+# --------------------------------------------------------------------------- crash kernel command line
+
+# Tokens of dom0's command line the crash kernel needs to find and mount the root file system
+# (kdump-tools' capture unit runs from it) and to keep device names stable.
+KEEP_KEYS = ("root", "rootflags", "rootfstype", "rootwait", "rootdelay", "ro", "rw",
+             "net.ifnames", "biosdevname", "cryptdevice")
+KEEP_PREFIXES = ("rd.lvm", "rd.luks", "rd.md", "rd.dm", "rd.auto", "rd.ifname")
+# Crash-kernel basics (kdump-tools' KDUMP_CMDLINE_APPEND on Debian adds the same three).
+CRASH_BASICS = ("irqpoll", "nr_cpus=1", "reset_devices")
+DEBIAN_CAPTURE_UNIT = "kdump-tools-dump.service"
+CAPTURE_UNIT_FILES = ("/lib/systemd/system/kdump-tools-dump.service",
+                      "/usr/lib/systemd/system/kdump-tools-dump.service",
+                      "/etc/systemd/system/kdump-tools-dump.service")
+# Linux parity letters for Xen's DPS parity letters (Linux has no mark/space).
+_PARITY = {"n": "n", "o": "o", "e": "e"}
+
+
+def _tokenize(line: Optional[str]) -> List[str]:
+    from ansible_collections.xenkdump.fleet.plugins.module_utils.cmdline import tokenize
+    return tokenize(line or "")
+
+
+def _split(token: str) -> Tuple[str, Optional[str]]:
+    from ansible_collections.xenkdump.fleet.plugins.module_utils.cmdline import split_option
+    return split_option(token)
+
+
+def unsafe_token(token: str) -> Optional[str]:
+    """Why ``token`` must never reach a crash kernel's command line, or None when it is fine."""
+    key, value = _split(token)
+    low = (value or "").lower()
+    if key == "console" and low.startswith("hvc"):
+        return ("%s: hvc is Xen's paravirtual console; after a hypervisor crash there is no Xen to "
+                "serve it, so the crash kernel hangs silently" % token)
+    if key == "earlyprintk" and "xen" in low:
+        return "%s: earlyprintk=xen writes through a Xen hypercall that no longer exists" % token
+    if key == "xencons":
+        return "%s: xencons= configures the Xen PV console, which the crash kernel does not have" % token
+    return None
+
+
+def parse_xen_commandline(xl_info_text: Optional[str]) -> Optional[str]:
+    """The ``xen_commandline : ...`` value of ``xl info`` output, or None."""
+    for line in (xl_info_text or "").splitlines():
+        match = re.match(r"^xen_commandline\s*:\s?(.*)$", line)
+        if match:
+            return match.group(1).strip()
+    return None
+
+
+def xen_serial_console(port: int, setting: Optional[str]) -> str:
+    """Linux ``console=ttySn[,opts]`` for Xen's ``comN=<setting>``.
+
+    Xen: ``comN=<baud>[/<base-baud>][,DPS[,<io-base>[,<irq>...]]]`` (or ``auto`` for the baud,
+    or the ``baud=...,data-bits=...`` form); DPS is data bits, parity, stop bits (``8n1``).
+    Linux: ``console=ttyS<n-1>,<baud><parity><bits>``; ``115200`` alone means 8n1.
+    """
+    tty = "ttyS%d" % (port - 1)
+    if not setting:
+        return "console=%s" % tty
+    baud = None
+    dps = None
+    parts = setting.split(",")
+    if "=" in parts[0]:
+        named = dict(p.split("=", 1) for p in parts if "=" in p)
+        baud = named.get("baud")
+        bits, parity = named.get("data-bits"), named.get("parity")
+        if bits or parity:
+            dps = "%s%s1" % (bits or "8", (parity or "n")[:1])
+    else:
+        baud = parts[0].split("/")[0]
+        if len(parts) > 1 and parts[1]:
+            dps = parts[1]
+    if not baud or not baud.isdigit():
+        return "console=%s" % tty  # "auto": Linux keeps the UART's programmed rate
+    opts = baud
+    if dps:
+        match = re.match(r"^([5-8])([noems])([12])$", dps.lower())
+        if match and (match.group(1), match.group(2)) != ("8", "n"):
+            parity = _PARITY.get(match.group(2), "n")
+            opts = "%s%s%s" % (baud, parity, match.group(1))
+    return "console=%s,%s" % (tty, opts)
+
+
+def derive_consoles(xen_commandline: Optional[str]) -> List[str]:
+    """``console=`` tokens for the crash kernel, from the Xen command line.
+
+    Xen's ``console=`` lists its outputs (``com1``, ``com2``, ``vga``, ...); ``comN=`` holds the
+    serial settings.  Serial outputs become ``ttyS<N-1>`` with their baud rate, ``vga`` becomes
+    ``tty0``.  The serial console goes last so it is the crash kernel's ``/dev/console`` (the
+    one a lab or BMC log captures).  Without a Xen ``console=``, every configured ``comN=`` is
+    used.  Nothing usable → ``console=tty0``.
+    """
+    opts: Dict[str, Optional[str]] = {}
+    for token in _tokenize(xen_commandline):
+        key, value = _split(token)
+        if key in opts:
+            del opts[key]
+        opts[key] = value
+    consoles: List[str] = []
+    serial: List[str] = []
+    outputs = [o.strip().lower() for o in (opts.get("console") or "").split(",") if o.strip()]
+    if "console" not in opts:
+        outputs = [k for k in ("com1", "com2") if k in opts]
+    for output in outputs:
+        match = re.match(r"^com([12])[hl]?$", output)
+        if match:
+            token = xen_serial_console(int(match.group(1)), opts.get("com" + match.group(1)))
+            if token not in serial:
+                serial.append(token)
+        elif output == "vga" and "console=tty0" not in consoles:
+            consoles.append("console=tty0")
+    consoles.extend(serial)
+    return consoles or ["console=tty0"]
+
+
+def _normalise_unit(capture_unit: Optional[str]) -> Optional[str]:
+    if not capture_unit:
+        return None
+    unit = capture_unit.strip()
+    if unit.startswith("systemd.unit="):
+        unit = unit[len("systemd.unit="):]
+    return "systemd.unit=%s" % unit if unit else None
+
+
+def derive_append(dom0_cmdline: Optional[str], xen_commandline: Optional[str],
+                  capture_unit: Optional[str], extra: Optional[str]) -> str:
+    """The crash kernel's command line, derived from the host (pure function).
+
+    root=/rootflags=/ro... from dom0's line (never its ``console=hvc0`` / ``earlyprintk=xen``),
+    ``console=`` from Xen's serial settings, ``irqpoll nr_cpus=1 reset_devices``, the capture
+    unit (``systemd.unit=...``), then ``extra`` (whose keys replace derived ones; a ``console=``
+    in ``extra`` replaces all derived consoles).  Raises :class:`UnsafeAppendError` when
+    ``extra`` holds a token that hangs a crash kernel.
+    """
+    extra_tokens = _tokenize(extra)
+    for token in extra_tokens:
+        why = unsafe_token(token)
+        if why:
+            raise UnsafeAppendError("extra_append %r contains %s." % (extra, why), token=token)
+    tokens: List[str] = []
+    for token in _tokenize(dom0_cmdline):
+        key, _value = _split(token)
+        if key in KEEP_KEYS or key.startswith(KEEP_PREFIXES):
+            tokens.append(token)
+    tokens.extend(derive_consoles(xen_commandline))
+    tokens.extend(CRASH_BASICS)
+    unit = _normalise_unit(capture_unit)
+    if unit:
+        tokens.append(unit)
+    extra_keys = set(_split(t)[0] for t in extra_tokens)
+    if {"ro", "rw"} & extra_keys:
+        extra_keys |= {"ro", "rw"}
+    tokens = [t for t in tokens if _split(t)[0] not in extra_keys]
+    result: List[str] = []
+    for token in tokens + extra_tokens:
+        if token not in result:
+            result.append(token)
+    return " ".join(result)
+
+
+def check_append(append: str) -> None:
+    """Refuse a full command line that would hang the crash kernel."""
+    for token in _tokenize(append):
+        why = unsafe_token(token)
+        if why:
+            raise UnsafeAppendError("append %r contains %s." % (append, why), token=token)
+
+
+# --------------------------------------------------------------------------- inputs: kernel, initrd, fit
+
+MIB = 1024 * 1024
+PURGATORY_BYTES = 1 * MIB     # purgatory + elfcorehdr + setup data + the identity-mapped low MiB copy
+DEFAULT_MIN_FREE_MB = 64      # the crash kernel's own RAM: it runs inside Xen's region
+
+
+def running_release(host: Host) -> str:
+    text = host.read("/proc/sys/kernel/osrelease")
+    if text and text.strip():
+        return text.strip()
+    if host.root in ("", "/"):
+        return os.uname()[2]
+    raise CrashFileMissingError("Cannot read /proc/sys/kernel/osrelease to name the running kernel.")
+
+
+def default_kernel(host: Host, release: str) -> str:
+    return "/boot/vmlinuz-%s" % release
+
+
+def default_initrd(host: Host, release: str) -> Tuple[str, str]:
+    """(path, why): kdump-tools' crash initrd when present, else the boot initrd."""
+    kdump = "/var/lib/kdump/initrd.img-%s" % release
+    if host.exists(kdump):
+        return kdump, "kdump-tools' crash initrd"
+    return "/boot/initrd.img-%s" % release, "the boot initrd (%s does not exist)" % kdump
+
+
+def default_capture_unit(host: Host) -> Optional[str]:
+    for path in CAPTURE_UNIT_FILES:
+        if host.exists(path):
+            return DEBIAN_CAPTURE_UNIT
+    return None
+
+
+def sha256_file(real_path: str) -> str:
+    digest = hashlib.sha256()
+    with open(real_path, "rb") as handle:
+        while True:
+            chunk = handle.read(1024 * 1024)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_facts(host: Host, path: str, what: str) -> Dict[str, Any]:
+    real = host.p(path)
+    if not os.path.isfile(real):
+        raise CrashFileMissingError("The crash %s %s does not exist (or is not a regular file)." % (what, path),
+                                    path=path)
+    try:
+        return {"path": path, "size": os.path.getsize(real), "sha256": sha256_file(real)}
+    except (IOError, OSError) as exc:
+        raise CrashFileMissingError("Cannot read the crash %s %s: %s." % (what, path, exc), path=path)
+
+
+def image_facts(host: Host, kernel: str, initrd: Optional[str]) -> Dict[str, Any]:
+    """Kernel header facts (elfcore.kernel_image_info), sizes and sha256 of kernel and initrd."""
+    from ansible_collections.xenkdump.fleet.plugins.module_utils.elfcore import kernel_image_info
+    kfile = _file_facts(host, kernel, "kernel")
+    info = kernel_image_info(host.p(kernel))
+    info = dict(info)
+    info["path"] = kernel
+    if info.get("format") == "bzImage" and not info.get("relocatable"):
+        raise ImageTooBigError(
+            "Kernel %s is a bzImage that is not relocatable (boot protocol %s): kexec-tools refuses "
+            "it as a capture kernel, it cannot run from Xen's crash region." % (kernel, info.get("boot_protocol")),
+            remedy="Use a kernel built with CONFIG_RELOCATABLE=y (every distribution kernel is).")
+    if not info.get("x86_64") and info.get("machine") not in ("x86_64",):
+        raise ImageTooBigError(
+            "Kernel %s is for %s, not x86_64: Xen on x86_64 cannot run it as its crash kernel."
+            % (kernel, info.get("machine")),
+            remedy="Use the dom0's own x86_64 kernel (the default).")
+    facts: Dict[str, Any] = {"kernel": info, "kernel_sha256": kfile["sha256"], "kernel_size": kfile["size"],
+                             "initrd": None, "initrd_sha256": None, "initrd_size": 0}
+    if initrd:
+        ifile = _file_facts(host, initrd, "initrd")
+        facts.update(initrd=initrd, initrd_sha256=ifile["sha256"], initrd_size=ifile["size"])
+    return facts
+
+
+def fit(image: Dict[str, Any], available: int, min_free_mb: int = DEFAULT_MIN_FREE_MB) -> Dict[str, Any]:
+    """Does kernel init_size + initrd + purgatory leave ``min_free_mb`` of the region free?
+
+    Xen's crash region is all the RAM the crash kernel gets, so what is left after the loaded
+    segments must hold the crash kernel's own memory (page tables, the initramfs unpacked,
+    udev, makedumpfile).  Raises :class:`ImageTooBigError` with the numbers when it won't fit.
+    """
+    kernel = image["kernel"]
+    kernel_bytes = int(kernel.get("init_size") or kernel.get("load_size") or kernel.get("size") or 0)
+    used = kernel_bytes + int(image.get("initrd_size") or 0) + PURGATORY_BYTES
+    free = available - used
+    result = {"used_mb": round(used / float(MIB), 1), "available_mb": round(available / float(MIB), 1),
+              "free_mb": round(free / float(MIB), 1), "min_free_mb": min_free_mb,
+              "kernel_mb": round(kernel_bytes / float(MIB), 1),
+              "initrd_mb": round(int(image.get("initrd_size") or 0) / float(MIB), 1),
+              "purgatory_mb": round(PURGATORY_BYTES / float(MIB), 1), "fits": free >= min_free_mb * MIB}
+    if not result["fits"]:
+        raise ImageTooBigError(
+            "The crash kernel needs %.1f MiB (kernel init_size %.1f MiB + initrd %.1f MiB + purgatory "
+            "%.1f MiB) and must leave %d MiB free for its own RAM, but Xen's crash region is %.1f MiB "
+            "(%.1f MiB would be free)." % (used / float(MIB), kernel_bytes / float(MIB),
+                                           int(image.get("initrd_size") or 0) / float(MIB),
+                                           PURGATORY_BYTES / float(MIB), min_free_mb,
+                                           available / float(MIB), free / float(MIB)),
+            used=used, available=available, min_free_mb=min_free_mb)
+    return result
+
+
+# --------------------------------------------------------------------------- argv, plan, record
+
+def load_argv(kexec_path: str, kernel: str, initrd: Optional[str], append: str) -> List[str]:
+    """``kexec -p <kernel> --initrd=<initrd> --append=<append>``.  On a PV dom0 kexec-tools
+    built with libxenctrl sends it to Xen (xen_present() → xen_kexec_load())."""
+    argv = [kexec_path, "-p", kernel]
+    if initrd:
+        argv.append("--initrd=%s" % initrd)
+    argv.append("--append=%s" % append)
+    return argv
+
+
+def unload_argv(kexec_path: str) -> List[str]:
+    return [kexec_path, "-p", "-u"]
+
+
+FINGERPRINT_KEYS = ("kernel", "kernel_sha256", "initrd", "initrd_sha256", "append")
+
+
+def plan(state: str, before: Dict[str, Any], wanted: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Decide: {action: none|load|unload, reason, mismatch}.
+
+    ``before`` is :func:`load_state`; ``wanted`` the fingerprint to be loaded (None for unload).
+    A parity mismatch means someone else loaded/unloaded since our record: whatever the
+    hypervisor holds now is unknown, so state=loaded loads again (a Xen load replaces the
+    image: one hypercall) and state=unloaded unloads again.
+    """
+    record = before.get("record")
+    mismatch = before.get("consistent") is False
+    if state == "reloaded":
+        return {"action": "load", "reason": "state=reloaded always loads", "mismatch": mismatch}
+    if state == "loaded":
+        if record is None:
+            return {"action": "load", "reason": "no record of a load in this boot (%s)" % before.get("note"),
+                    "mismatch": False}
+        if mismatch:
+            return {"action": "load", "reason": "status bit disagrees with the record: " + str(before.get("note")),
+                    "mismatch": True}
+        if not record.get("loaded"):
+            return {"action": "load", "reason": "the record says nothing is loaded", "mismatch": False}
+        changed = [k for k in FINGERPRINT_KEYS if (wanted or {}).get(k) != record.get(k)]
+        if changed:
+            return {"action": "load", "reason": "inputs changed since the last load: %s" % ", ".join(changed),
+                    "mismatch": False, "changed_inputs": changed}
+        return {"action": "none", "reason": "loaded with the same kernel, initrd and append (record%s)" % (
+            ", parity checked" if before.get("consistent") else ", status bit unreadable"), "mismatch": False}
+    # unloaded
+    if record is None:
+        return {"action": "unload", "reason": "no record of this boot: an unload is the only way to know "
+                                              "nothing is loaded", "mismatch": False}
+    if mismatch:
+        return {"action": "unload", "reason": "status bit disagrees with the record: " + str(before.get("note")),
+                "mismatch": True}
+    if record.get("loaded"):
+        return {"action": "unload", "reason": "the record says a crash kernel is loaded", "mismatch": False}
+    return {"action": "none", "reason": "the record says nothing is loaded", "mismatch": False}
+
+
+def _now() -> str:
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def base_record(host: Host, before: Dict[str, Any]) -> Dict[str, Any]:
+    """The record to update: this boot's record, or a fresh one whose parity offset is the bit
+    seen now (toggles made by others before us).  After a mismatch the offset is re-based on
+    the observed bit: from then on only toggles made after this point are predicted."""
+    record = before.get("record")
+    bit = before.get("status_bit")
+    if record is None:
+        return {"version": RECORD_VERSION, "boot_id": boot_id(host), "loaded": False, "kernel": None,
+                "kernel_sha256": None, "initrd": None, "initrd_sha256": None, "append": None, "argv": None,
+                "swaps": 0, "parity_offset": bit or 0, "history": [
+                    {"op": "start", "time": _now(), "status_bit": bit,
+                     "note": "first record of this boot; offset = bit seen (%s)" % bit}]}
+    record = json.loads(json.dumps(record))
+    record.setdefault("history", [])
+    record.setdefault("swaps", 0)
+    if before.get("consistent") is False and bit is not None:
+        record["history"].append({"op": "resync", "time": _now(), "status_bit": bit,
+                                  "expected_bit": before.get("expected_bit"),
+                                  "note": "another tool toggled the slot bit; loaded image unknown"})
+        record["parity_offset"] = (bit - int(record["swaps"])) % 2
+        record["loaded"] = None
+    return record
+
+
+def record_json(record: Dict[str, Any]) -> str:
+    record = dict(record)
+    record["history"] = list(record.get("history") or [])[-HISTORY_MAX:]
+    return json.dumps(record, indent=2, sort_keys=True) + "\n"
+
+
+def execute(host: Host, action: str, argv: List[str], record: Dict[str, Any],
+            wanted: Optional[Dict[str, Any]]) -> Tuple[Dict[str, Any], Optional[XenKdumpError], List[str]]:
+    """Run one load/unload; return (updated record, error or None, warnings).
+
+    The record is updated even when kexec fails (the history says so), so the caller writes
+    it before failing.  The status bit is read before and after: a hypercall that happened
+    toggles it; one that did not (kexec failed early, or kexec went to Linux) does not.
+    """
+    warnings: List[str] = []
+    bit_before = status_bit(host)
+    res = host.run(argv)
+    bit_after = status_bit(host)
+    toggled = None if bit_before is None or bit_after is None else bit_before != bit_after
+    entry = {"op": action, "time": _now(), "rc": res.rc, "status_bit_before": bit_before,
+             "status_bit_after": bit_after}
+    record["history"].append(entry)
+    error: Optional[XenKdumpError] = None
+    if res.rc == 0 or toggled:
+        record["swaps"] = int(record.get("swaps", 0)) + 1
+        if action == "load":
+            record["loaded"] = True
+            record.update({k: (wanted or {}).get(k) for k in FINGERPRINT_KEYS})
+            record["argv"] = list(argv)
+        else:
+            record["loaded"] = False
+            record.update({k: None for k in FINGERPRINT_KEYS})
+            record["argv"] = list(argv)
+        if res.rc != 0:
+            record["loaded"] = None
+    if res.rc != 0:
+        cls = KexecLoadError if action == "load" else KexecUnloadError
+        error = cls("'%s' exited %d: %s" % (" ".join(argv), res.rc,
+                                            (res.stderr or res.stdout or "no output").strip()[-800:]),
+                    rc=res.rc, argv=list(argv))
+    elif toggled is False:
+        warnings.append("kexec -S -p stayed %s across '%s': on Xen every load/unload toggles it, so this "
+                        "kexec may not have reached the hypervisor" % (bit_after, " ".join(argv)))
+    return record, error, warnings
+
+
+# --------------------------------------------------------------------------- the whole converge
+
+def converge(host: Host, params: Dict[str, Any], check_mode: bool,
+             write_record: Any) -> Dict[str, Any]:
+    """Bring the hypervisor's crash image to ``params['state']``; return the module result.
+
+    ``params``: state, target, kernel, initrd, append, extra_append, capture_unit, min_free_mb,
+    record_path.  ``write_record(path, text)`` persists the record (the module writes it
+    atomically).  In check mode only read-only commands run (``--version``, ``-S -p``,
+    ``--print-ckr-size``, ``xl info``) and the result predicts ``changed`` and ``argv``.
+    """
+    state = params.get("state") or "loaded"
+    target = params.get("target") or "auto"
+    record_path = params.get("record_path") or RECORD_PATH
+    result: Dict[str, Any] = {"changed": False, "state": state, "target": None, "action": "none",
+                              "reason": "", "argv": [], "append": None, "image": None, "fit": None,
+                              "before": None, "after": None, "record_path": record_path,
+                              "mismatch": False, "warnings": []}
+    dom0, why = is_pv_dom0(host)
+    if not dom0:
+        if target == "hypervisor":
+            raise NotHypervisorTargetError(
+                "target=hypervisor, but %s; kexec -p here would load into the running Linux kernel, "
+                "not into Xen." % why, reason=why)
+        result.update(target="none", skipped=True,
+                      reason="not a PV dom0 (%s): nothing to load into a hypervisor" % why)
+        return result
+    result["target"] = "hypervisor"
+    facts = probe(host)
+    result["kexec"] = facts
+    if not facts["present"]:
+        raise KexecMissingError("kexec was not found in %s." % ":".join(host.path))
+    if facts["xen_support"] is False:
+        raise KexecNoXenSupportError(
+            "%s (kexec-tools %s) cannot load into Xen: %s." % (facts["path"], facts["version"],
+                                                               facts["xen_support_source"]))
+    if facts["xen_support"] is None:
+        result["warnings"].append("could not tell whether %s has Xen support (%s)" % (
+            facts["path"], facts["xen_support_source"]))
+    kexec_path = facts["path"]
+    before = load_state(host, status_bit(host), record_path)
+    result["before"] = before
+    wanted: Optional[Dict[str, Any]] = None
+    if state in ("loaded", "reloaded"):
+        release = running_release(host)
+        kernel = params.get("kernel") or default_kernel(host, release)
+        initrd = params.get("initrd")
+        if initrd is None:
+            initrd, initrd_why = default_initrd(host, release)
+            result["initrd_source"] = initrd_why
+        if params.get("append"):
+            append = params["append"]
+            check_append(append)
+            if params.get("extra_append"):
+                append = " ".join([append] + _tokenize(params["extra_append"]))
+                check_append(append)
+        else:
+            xl = host.which("xl")
+            xen_line = None
+            if xl:
+                info = host.run([xl, "info"])
+                xen_line = parse_xen_commandline(info.stdout) if info.rc == 0 else None
+            if xen_line is None:
+                result["warnings"].append("could not read the Xen command line (xl info): the crash kernel "
+                                          "gets console=tty0; pass extra_append='console=ttyS0,115200' "
+                                          "for a serial console")
+            unit = params.get("capture_unit")
+            if unit is None:
+                unit = default_capture_unit(host)
+            append = derive_append(host.read("/proc/cmdline"), xen_line, unit, params.get("extra_append"))
+        result["append"] = append
+        size = ckr_size(host)
+        if size is None:
+            raise CkrSizeError("'%s --print-ckr-size' failed or printed no number." % kexec_path)
+        if size == 0:
+            raise NoCrashRegionError(
+                "'%s --print-ckr-size' says 0 bytes: Xen reserved no crash region (no crashkernel= on the "
+                "Xen command line, or Xen could not place it)." % kexec_path)
+        image = image_facts(host, kernel, initrd or None)
+        result["image"] = image
+        min_free = params.get("min_free_mb")
+        result["fit"] = fit(image, size, DEFAULT_MIN_FREE_MB if min_free is None else int(min_free))
+        wanted = {"kernel": kernel, "kernel_sha256": image["kernel_sha256"], "initrd": initrd or None,
+                  "initrd_sha256": image["initrd_sha256"], "append": append}
+        argv = load_argv(kexec_path, kernel, initrd or None, append)
+    else:
+        argv = unload_argv(kexec_path)
+    decision = plan(state, before, wanted)
+    result.update(action=decision["action"], reason=decision["reason"], mismatch=decision["mismatch"])
+    if decision.get("changed_inputs"):
+        result["changed_inputs"] = decision["changed_inputs"]
+    if decision["mismatch"]:
+        result["warnings"].append(before.get("note") or "status bit disagrees with the record")
+    if decision["action"] == "none":
+        result["after"] = before
+        return result
+    result["changed"] = True
+    result["argv"] = argv
+    if check_mode:
+        result["after"] = {"loaded": decision["action"] == "load", "source": "prediction",
+                           "status_bit": None if before["status_bit"] is None else 1 - before["status_bit"],
+                           "consistent": None, "record": None}
+        return result
+    record = base_record(host, before)
+    record, error, warnings = execute(host, decision["action"], argv, record, wanted)
+    result["warnings"].extend(warnings)
+    try:
+        write_record(record_path, record_json(record))
+    except (IOError, OSError) as exc:
+        raise RecordWriteError("Cannot write %s: %s (the hypervisor was %s)." % (
+            record_path, exc, "changed" if error is None else "possibly changed"), path=record_path)
+    if error is not None:
+        raise error
+    result["after"] = load_state(host, status_bit(host), record_path)
+    return result
