@@ -48,8 +48,10 @@ for unit in getty.target console-getty.service systemd-timesyncd.service \
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 printf 'deb %s %s main\n' "$mirror" "$suite" > "$root/etc/apt/sources.list"
-# Keep the image small: apt lists and caches are fetched again by the role when needed.
-rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
+# Like a real host, the image keeps its apt lists (check mode cannot update them and
+# needs them to predict installs); downloaded .debs and docs are dropped.
+chroot "$root" apt-get update -qq || echo "build.sh: apt-get update in the image failed; lists from debootstrap kept" >&2
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/usr/share/doc/* "$root"/usr/share/man/*
 
 echo "build.sh: importing as $image"
 tar -C "$root" -c . | podman import \
