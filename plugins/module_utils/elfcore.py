@@ -568,7 +568,7 @@ def _notes_problems(summary: Dict[str, Any]) -> List[str]:
 def _new_result(path: str) -> Dict[str, Any]:
     return {
         "path": path, "format": "unknown", "inner_format": None, "valid": False, "problems": [],
-        "warnings": [], "empty": False, "truncated": False, "size": 0, "expected_size": None,
+        "remarks": [], "empty": False, "truncated": False, "size": 0, "expected_size": None,
         "bytes_read": 0, "kind": "unknown", "is_xen": None, "nr_cpus": None, "xen": None, "linux": None,
         "memory_bytes": None, "pt_load_count": None, "elf": None, "kdump": None, "flattened": None,
         "notes": None,
@@ -668,7 +668,8 @@ def _inspect_elf(img: Any, result: Dict[str, Any]) -> None:
         _read_xen_strings(img, result["xen"], loads)
 
 
-def _apply_notes(result: Dict[str, Any], notes: List[Tuple[str, int, bytes]], little: bool) -> None:
+def _apply_notes(result: Dict[str, Any], notes: List[Tuple[str, int, bytes]], little: bool,
+                 require_prstatus: bool = True) -> None:
     summary = summarize_notes(notes, little)
     result["notes"] = {"count": summary["note_count"], "types": summary["note_types"]}
     result["is_xen"] = summary["is_xen"]
@@ -677,7 +678,8 @@ def _apply_notes(result: Dict[str, Any], notes: List[Tuple[str, int, bytes]], li
         result["nr_cpus"] = summary["prstatus_notes"]
     result["xen"] = summary["xen"]
     result["linux"] = summary["linux"]
-    result["problems"].extend(_notes_problems(summary))
+    result["problems"].extend(p for p in _notes_problems(summary)
+                              if require_prstatus or "NT_PRSTATUS" not in p)
 
 
 XEN_STRING_NOTE = ("XEN_ELFNOTE_CRASH_INFO carries only physical-address pointers to the extra version, "
@@ -747,7 +749,7 @@ def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:
         result["problems"].append("makedumpfile marked this dump incomplete (DUMP_DH_COMPRESSED_INCOMPLETE): "
                                   "the capture ran out of space or was interrupted")
     if not kd["utsname"]:
-        result["warnings"].append("utsname is empty: makedumpfile had no VMCOREINFO for it (usual for a "
+        result["remarks"].append("utsname is empty: makedumpfile had no VMCOREINFO for it (usual for a "
                                   "Xen hypervisor dump taken with -d 0)")
     bad = []
     if version < 1 or version > 64:
@@ -783,7 +785,7 @@ def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:
     if version >= 6:
         kd["max_mapnr"] = _le("Q", sub, 96)
     if kd["split"]:
-        result["warnings"].append("this is one part of a split dump (makedumpfile --split)")
+        result["remarks"].append("this is one part of a split dump (makedumpfile --split)")
     for name, off, length in regions:
         kd[name + "_size"] = length
         if length and (off < 0 or length > (1 << 40)):
@@ -818,9 +820,11 @@ def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:
             notes.append(("VMCOREINFO", 0, data))
     if notes:
         cpus = result["nr_cpus"]
-        _apply_notes(result, notes, True)
-        if result["nr_cpus"] == 0:
-            result["problems"] = [p for p in result["problems"] if "NT_PRSTATUS" not in p]
+        has_note_area = any(name == "note" and length for name, _off, length in regions)
+        _apply_notes(result, notes, True, require_prstatus=has_note_area)
+        if has_note_area and result["nr_cpus"] != cpus:
+            result["remarks"].append("the header says %d CPUs, the notes hold %d CORE/NT_PRSTATUS notes"
+                                     % (cpus, result["nr_cpus"]))
         result["nr_cpus"] = cpus
         if result["xen"]:
             _finish_xen_strings(result["xen"], dict((k, None) for k in result["xen"]["pointers"]),
@@ -828,7 +832,7 @@ def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:
     else:
         result["kind"] = "unknown"
         result["is_xen"] = None
-        result["warnings"].append("no ELF notes stored in the dump (header version %d): Xen or Linux cannot be "
+        result["remarks"].append("no ELF notes stored in the dump (header version %d): Xen or Linux cannot be "
                                   "told from the header" % version)
     pd0 = img.pread(desc_off, PAGE_DESC_SIZE)
     if len(pd0) < PAGE_DESC_SIZE:
@@ -900,10 +904,10 @@ def _inspect_flat(reader: CountingReader, result: Dict[str, Any]) -> None:
         if offset == END_FLAG_FLAT_HEADER:
             flat["end_marker"] = True
             if length != END_FLAG_FLAT_HEADER:
-                result["warnings"].append("end marker at byte %d has size %d (expected -1)" % (pos, length))
+                result["remarks"].append("end marker at byte %d has size %d (expected -1)" % (pos, length))
             flat["trailing_bytes"] = size - pos - 16
             if flat["trailing_bytes"]:
-                result["warnings"].append("%d bytes follow the end marker" % flat["trailing_bytes"])
+                result["remarks"].append("%d bytes follow the end marker" % flat["trailing_bytes"])
             break
         if offset < 0 or length < 0:
             result["problems"].append("corrupt flattened data header at byte %d: offset %d, size %d"
