@@ -574,6 +574,9 @@ class _Lexer(object):
                     raise self.fail(i, "here-document (%s) is not supported" % op)
                 if op in ("<(", ">("):
                     raise self.fail(i, "process substitution %s...) is not supported" % op)
+                if (op == "(" and out and out[-1].kind == "word" and out[-1].value.end == i
+                        and text[i - 1] == "="):
+                    raise self.fail(i, "array assignment NAME=(...) is not supported")
                 out.append(Token("op", op, self.line_of(i)))
                 i += len(op)
                 continue
@@ -658,6 +661,8 @@ def _commands(tokens: List[Token], lexer: _Lexer) -> List[Command]:
                 i += 1
                 continue
             if text in _RESERVED_MID:
+                if text == "!":
+                    pending_join = True     # negated: treated like a && / || list
                 i += 1
                 continue
         elif current is not None and text == "esac" and case_depth:
@@ -1085,6 +1090,10 @@ def plan_grub_edit(files: Sequence[Tuple[str, str]], option: str, value: Optiona
                                                    and (o.start, o.end) in edits[o.file])]
             sep = " " if remaining and remaining[-1] not in _WS else ""
             word = assignment.word
+            parts = [p for p in word.parts if p.start < p.end]
+            if parts and parts[-1].kind == "param" and word.close_quote is not None \
+                    and parts[-1].end == word.close_quote[0] and not sep:
+                sep = " "       # "$VAR" + "opt" would read $VARopt
             if word.close_quote is not None:
                 pos, quote = word.close_quote
                 text = _quote_for("dq" if quote == '"' else "sq", sep + desired)
