@@ -468,8 +468,8 @@ def _run_xl(host: Host, xl_path: str, args: Sequence[str]) -> str:
     result = host.run(argv)
     if result.rc != 0:
         text = (result.stderr or "").strip() or (result.stdout or "").strip() or "(no output)"
-        raise XlCommandFailed("'%s' exited %d: %s" % (" ".join(["xl"] + list(args)), result.rc,
-                                                    text.splitlines()[0][:300]),
+        command = " ".join(["xl"] + list(args))
+        raise XlCommandFailed("'%s' exited %d: %s" % (command, result.rc, text.splitlines()[0][:300]),
                               rc=result.rc, stderr=(result.stderr or "")[:2000])
     return result.stdout or ""
 

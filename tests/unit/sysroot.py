@@ -183,7 +183,7 @@ def xen417_dom0(root: Union[str, "os.PathLike[str]"], files: Optional[Dict[str, 
     all_files.update(files or {})
     all_answers: Dict[str, Optional[Answer]] = dict(xen417_answers())
     all_answers.update(answers or {})
-    commands = sorted({key.split(" ")[0] for key, value in all_answers.items() if value is not None})
+    commands = sorted({key.split(" ", 1)[0] for key, value in all_answers.items() if value is not None})
     missing = set(missing)
     exes = [COMMAND_PATHS.get(cmd, "/usr/bin/" + cmd) for cmd in commands]
     exes += ["/usr/sbin/update-grub"]

@@ -163,10 +163,6 @@ def test_distro_family(text, family):
 
 # ----------------------------------------------------------------------------- detect_guest
 
-def _files(**kw):
-    return {path: text for path, text in kw.items()}
-
-
 def test_detect_guest_fixture_dom0(tmp_path):
     guest = xen.detect_guest(xen417_dom0(tmp_path))
     assert guest["is_xen"] and guest["is_dom0"]
@@ -253,9 +249,9 @@ def test_gather_fixture_dom0(tmp_path):
     assert facts["xen_version"] == "4.17.7"
     assert facts["host_memory_mb"] == 3071 and facts["host_free_memory_mb"] == 1758
     assert facts["dom0_memory_mb"] == 1024 and facts["nr_cpus"] == 2
-    assert facts["xen_cmdline_tokens"] == ["console=com1", "com1=115200,8n1", "dom0_mem=1024M,max:1024M",
-                                          "crashkernel=256M@64M", "loglvl=all", "guest_loglvl=all",
-                                          "noreboot"]
+    assert facts["xen_cmdline_tokens"] == [
+        "console=com1", "com1=115200,8n1", "dom0_mem=1024M,max:1024M", "crashkernel=256M@64M",
+        "loglvl=all", "guest_loglvl=all", "noreboot"]
     assert facts["xen_cmdline_options"]["crashkernel"] == "256M@64M"
     assert facts["xen_cmdline_options"]["noreboot"] is None
     region = facts["crash_region"]
