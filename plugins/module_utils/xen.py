@@ -609,6 +609,13 @@ def gather(host: Host) -> Dict[str, Any]:
         problems.append("dom0's kernel command line has crashkernel=%s: a PV dom0 kernel ignores it "
                         "(the crash region belongs on the Xen command line); remove it"
                         % facts["dom0_crashkernel"])
+    if probe.get("present") and facts["guest_type"] != "PV":
+        pv_dom0, why = kexec.is_pv_dom0(host)
+        if not pv_dom0:
+            problems.append("kexec-tools will not load into the hypervisor here (%s): 'kexec -p' "
+                            "targets dom0's own Linux kernel, which a Xen crash never reaches; "
+                            "boot dom0 as a PV guest (Xen's default dom0 mode) for hypervisor kdump"
+                            % why)
     if not probe.get("present"):
         problems.append("kexec-tools is not installed: install package %s"
                         % (probe.get("package") or "kexec-tools"))

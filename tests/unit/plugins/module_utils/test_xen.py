@@ -429,6 +429,8 @@ def test_gather_pvh_dom0(tmp_path):
     facts = xen.gather(xen417_dom0(tmp_path, files={"/sys/hypervisor/guest_type": "PVH\n"}))
     assert facts["is_dom0"] and facts["guest_type"] == "PVH"
     assert facts["host_memory_mb"] == 3071
+    assert any("will not load into the hypervisor here (/sys/hypervisor/guest_type is PVH" in p
+               for p in facts["problems"])
 
 
 @pytest.mark.parametrize("files", [
