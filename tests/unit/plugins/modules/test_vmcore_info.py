@@ -1,0 +1,129 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) xenkdump.fleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The real vmcore_info module on dumps in tmp_path (the real Xen fixtures and generated ones)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+import coredump_builder as cb
+from conftest import REPO, XEN417
+
+from ansible_collections.xenkdump.fleet.plugins.modules import vmcore_info
+
+VMCORE_FULL_SIZE = 2952261632
+
+
+def run_module(capsys, args):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exc:
+            vmcore_info.main()
+    return exc.value.code, json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def xen_vmcore(tmp_path):
+    path = str(tmp_path / "vmcore")
+    shutil.copyfile(os.path.join(XEN417, "vmcore-head.bin"), path)
+    os.truncate(path, VMCORE_FULL_SIZE)
+    return path
+
+
+def test_real_xen_vmcore(capsys, xen_vmcore):
+    rc, result = run_module(capsys, {"path": xen_vmcore, "expect": "xen"})
+    assert rc == 0 and result["changed"] is False and not result.get("failed")
+    assert result["valid"] is True and result["problems"] == []
+    assert result["xen"]["version"] == "4.17" and result["nr_cpus"] == 2
+    assert result["xen"]["crash_regs"] == 2 and result["pt_load_count"] == 4
+    assert result["size"] == VMCORE_FULL_SIZE and 0 < result["bytes_read"] < 1 << 20
+    assert result["candidates"] == [xen_vmcore]
+
+
+def test_check_mode_identical(capsys, xen_vmcore):
+    _rc, normal = run_module(capsys, {"path": xen_vmcore})
+    rc, checked = run_module(capsys, {"path": xen_vmcore, "_ansible_check_mode": True})
+    assert rc == 0 and checked["changed"] is False
+    for key in ("invocation",):
+        normal.pop(key, None)
+        checked.pop(key, None)
+    assert checked == normal
+    assert os.path.getsize(xen_vmcore) == VMCORE_FULL_SIZE     # nothing touched
+
+
+def test_truncated_flattened_dump_fails_with_report(capsys, tmp_path):
+    crash = tmp_path / "crash" / "202611261152"
+    crash.mkdir(parents=True)
+    shutil.copyfile(os.path.join(XEN417, "flat-kdump-dump-head.bin"), str(crash / "dump.202611261152"))
+    (crash / "dmesg.202611261152").write_text("[ 0.0] Linux version ...\n")
+    rc, result = run_module(capsys, {"path": str(tmp_path / "crash")})
+    assert rc == 1 and result["failed"] is True and result["changed"] is False
+    assert result["error_code"] == "XK512" and "[XK512] Fix:" in result["msg"]
+    assert "truncated" in result["msg"]
+    assert result["path"].endswith("dump.202611261152")
+    assert result["format"] == "flattened" and result["inner_format"] == "kdump-compressed"
+    assert result["truncated"] is True and result["is_xen"] is True and result["kdump"]["nr_cpus"] == 2
+
+
+def test_report_only(capsys, tmp_path):
+    (tmp_path / "dump.1").write_bytes(b"")
+    rc, result = run_module(capsys, {"path": str(tmp_path / "dump.1"), "fail_on_invalid": False})
+    assert rc == 0 and not result.get("failed")
+    assert result["valid"] is False and result["empty"] is True and result["format"] == "empty"
+    assert result["problems"][0].startswith("empty")
+
+
+def test_empty_dump_fails_by_default(capsys, tmp_path):
+    (tmp_path / "dump.1").write_bytes(b"")
+    rc, result = run_module(capsys, {"path": str(tmp_path)})
+    assert rc == 1 and result["error_code"] == "XK512" and "empty" in result["msg"]
+
+
+def test_expect_xen_on_linux_dump(capsys, tmp_path):
+    head, size = cb.linux_core()
+    path = cb.write_sparse(str(tmp_path / "vmcore"), head, size)
+    rc, result = run_module(capsys, {"path": path, "expect": "xen"})
+    assert rc == 1 and "expected a Xen hypervisor dump" in result["msg"]
+    rc, result = run_module(capsys, {"path": path, "expect": "linux"})
+    assert rc == 0 and result["linux"]["osrelease"] == "6.1.0-56-amd64" and result["kind"] == "linux"
+
+
+def test_missing_path_and_empty_directory(capsys, tmp_path):
+    rc, result = run_module(capsys, {"path": str(tmp_path / "nope")})
+    assert rc == 1 and result["error_code"] == "XK510" and "No such file" in result["msg"]
+    rc, result = run_module(capsys, {"path": str(tmp_path)})
+    assert rc == 1 and result["error_code"] == "XK511"
+
+
+def test_patterns_option(capsys, tmp_path):
+    head, size = cb.xen_core()
+    cb.write_sparse(str(tmp_path / "host1.img"), head, size)
+    rc, result = run_module(capsys, {"path": str(tmp_path), "patterns": ["*.img"]})
+    assert rc == 0 and result["valid"] and result["path"].endswith("host1.img")
+
+
+def test_bad_choice_is_an_argument_error(capsys, tmp_path):
+    rc, result = run_module(capsys, {"path": str(tmp_path), "expect": "windows"})
+    assert rc == 1 and "expect" in result["msg"]
+
+
+def test_module_as_a_script(tmp_path):
+    """Run the module file the way Ansible's AnsiballZ wrapper ends up running it."""
+    head, size = cb.xen_core(nr_cpus=8)
+    path = cb.write_sparse(str(tmp_path / "vmcore"), head, size)
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"path": path}}))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, os.path.join(REPO, "plugins", "modules", "vmcore_info.py"), str(args)],
+                         capture_output=True, text=True, env=env, check=False, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["valid"] and result["nr_cpus"] == 8 and result["xen"]["crash_regs"] == 8
