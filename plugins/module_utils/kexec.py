@@ -32,7 +32,7 @@ import json
 import os
 import re
 import struct
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.xenkdump.fleet.plugins.module_utils.errors import XenKdumpError
 from ansible_collections.xenkdump.fleet.plugins.module_utils.hostio import Host

@@ -102,7 +102,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Runs only read-only kexec and xl commands and predicts RV(changed) and RV(argv).
+    description: Runs only read-only kexec and xl commands and predicts C(changed) and RV(argv).
   diff_mode:
     support: none
     description: The change is hypervisor state, not a file; RV(before) and RV(after) describe it.
@@ -216,15 +216,15 @@ fit:
            initrd_mb: 30.0, purgatory_mb: 1.0, fits: true}
 before:
   description:
-    - Load state before the task. RV(before.loaded) comes from this boot's record (null without
-      one). RV(before.status_bit) is the raw C(kexec -S -p) exit status, a slot bit on Xen.
-      RV(before.consistent) says whether the record's parity agrees with it.
+    - Load state before the task. C(before.loaded) comes from this boot's record (null without
+      one). C(before.status_bit) is the raw C(kexec -S -p) exit status, a slot bit on Xen.
+      C(before.consistent) says whether the record's parity agrees with it.
   type: dict
   returned: on a PV dom0
   sample: {loaded: null, source: status-bit, status_bit: 0, consistent: null, record: null, expected_bit: null,
            note: no record at /run/xenkdump/crash-kernel.json}
 after:
-  description: Load state after the task (in check mode a prediction, RV(after.source=prediction)).
+  description: Load state after the task (in check mode a prediction, C(after.source=prediction)).
   type: dict
   returned: on a PV dom0
   sample: {loaded: true, source: record, status_bit: 1, consistent: true, expected_bit: 1}

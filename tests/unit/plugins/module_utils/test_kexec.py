@@ -80,7 +80,7 @@ def test_elf_dt_needed_matches_readelf():
         pytest.skip("readelf not installed")
     for binary in (sys.executable, shutil.which("ls") or "/bin/ls"):
         real = os.path.realpath(binary)
-        out = subprocess.run([readelf, "-d", real], capture_output=True, text=True).stdout
+        out = subprocess.run([readelf, "-d", real], capture_output=True, text=True, check=True).stdout
         expected = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
         with open(real, "rb") as handle:
             assert kexec._elf_dt_needed(handle.read()) == expected, real
@@ -586,7 +586,7 @@ def test_is_pv_dom0_reasons(tmp_path, files, why):
 def test_record_history_is_bounded(tmp_path):
     root = make_dom0(str(tmp_path), initrd_size=4096)
     host = host_for(root, FakeXen(root))
-    for _ in range(kexec.HISTORY_MAX + 5):
+    for _round in range(kexec.HISTORY_MAX + 5):
         run(root, host, state="reloaded")
     rec = record_of(root)
     assert len(rec["history"]) == kexec.HISTORY_MAX and rec["swaps"] == kexec.HISTORY_MAX + 5
