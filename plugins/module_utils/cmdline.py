@@ -263,6 +263,24 @@ def format_option(option: str, value: Optional[str]) -> str:
     return option if value is None else "%s=%s" % (option, value)
 
 
+_GRUB_SPECIAL = "<>|&;{}"
+
+
+def grub_escape(token: str) -> str:
+    """Text to put in a GRUB_CMDLINE_XEN* value so grub.cfg parses it back to ``token``.
+
+    20_linux_xen copies the value verbatim into grub.cfg; GRUB script rejects a bare '<'
+    (grub-script-check: "syntax error"), so ``crashkernel=256M<4G`` must be written
+    ``crashkernel=256M\\<4G`` (what SUSE's YaST writes too).
+    """
+    return "".join("\\" + c if c in _GRUB_SPECIAL else c for c in token)
+
+
+def grub_unescape(token: str) -> str:
+    """What Xen receives for a token of grub.cfg (backslash escapes removed)."""
+    return re.sub(r"\\(.)", r"\1", token)
+
+
 # ---------------------------------------------------------------------------------------------
 # A small, strict POSIX-sh reader for /etc/default/grub and grub.d/*.cfg
 #
@@ -896,14 +914,19 @@ def _ttext(token: List[EChar]) -> str:
     return "".join(c for c, _o in token)
 
 
+def _dq(text: str) -> str:
+    """Escape for inside double quotes; a backslash before an ordinary char stays as is."""
+    return re.sub(r'[\\](?=[\\"$`]|\Z)|["$`]', lambda m: "\\" + m.group(0), text)
+
+
 def _quote_for(ctx: str, text: str) -> str:
     if ctx == "dq":
-        return re.sub(r'([\\"$`])', r"\\\1", text)
+        return _dq(text)
     if ctx == "sq":
         return text.replace("'", "'\\''")
     if re.match(r"[A-Za-z0-9_@%+=:,./\-]*\Z", text):
         return text
-    return '"%s"' % re.sub(r'([\\"$`])', r"\\\1", text)
+    return '"%s"' % _dq(text)
 
 
 def effective_xen_cmdline(host: Host, variable: str = "GRUB_CMDLINE_XEN_DEFAULT",
@@ -923,7 +946,7 @@ def _effective(analysis: GrubAnalysis, variable: str = "GRUB_CMDLINE_XEN_DEFAULT
                                     if variable == "GRUB_CMDLINE_XEN_DEFAULT" else [])
     toks: List[str] = []
     for name in names:
-        toks.extend(tokenize(analysis.text(name)))
+        toks.extend(grub_unescape(t) for t in tokenize(analysis.text(name)))
     return " ".join(toks)
 
 
@@ -1010,7 +1033,7 @@ def plan_grub_edit(files: Sequence[Tuple[str, str]], option: str, value: Optiona
     values = {v: analysis.value(v) for v in XEN_VARS}
     toks = {v: tokenize_echars(values[v]) for v in XEN_VARS}
     result.before_cmdline = _effective(analysis)
-    desired = format_option(option, value)
+    desired = grub_escape(format_option(option, value))
 
     def key_of(tok: List[EChar]) -> str:
         return split_option(_ttext(tok))[0]

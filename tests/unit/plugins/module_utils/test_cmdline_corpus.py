@@ -63,7 +63,7 @@ def check_edit(main_path: str, option: str, value: Optional[str], state: str = "
     before = {sh: source_with(sh, main_path) for sh in ("bash", "dash")}
     result = cmdline.plan_grub_edit(files_of(main_path), option, value, state, variable)
     apply(result)
-    desired = cmdline.format_option(option, value)
+    desired = cmdline.grub_escape(cmdline.format_option(option, value))
     for shell in ("bash", "dash"):
         after = source_with(shell, main_path)
         for var in WATCHED:
@@ -80,7 +80,8 @@ def check_edit(main_path: str, option: str, value: Optional[str], state: str = "
             else:
                 assert mine == [], (shell, var, new)
         # the module's own evaluation agrees with the shells
-        effective = cmdline.tokenize(after[X]) + cmdline.tokenize(after[V])
+        effective = [cmdline.grub_unescape(t) for t in
+                     cmdline.tokenize(after[X]) + cmdline.tokenize(after[V])]
         assert " ".join(effective) == result.after_cmdline
     again = cmdline.plan_grub_edit(files_of(main_path), option, value, state, variable)
     assert again.changed is False and again.new_texts == {}
