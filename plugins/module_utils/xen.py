@@ -609,8 +609,8 @@ def gather(host: Host) -> Dict[str, Any]:
         problems.append("dom0's kernel command line has crashkernel=%s: a PV dom0 kernel ignores it "
                         "(the crash region belongs on the Xen command line); remove it"
                         % facts["dom0_crashkernel"])
+    pv_dom0, why = kexec.is_pv_dom0(host)
     if probe.get("present") and facts["guest_type"] != "PV":
-        pv_dom0, why = kexec.is_pv_dom0(host)
         if not pv_dom0:
             problems.append("kexec-tools will not load into the hypervisor here (%s): 'kexec -p' "
                             "targets dom0's own Linux kernel, which a Xen crash never reaches; "
@@ -656,7 +656,12 @@ def gather(host: Host) -> Dict[str, Any]:
         facts["xen_cmdline_tokens"] = tokens
         facts["xen_cmdline_options"] = cmdline.options(tokens)
 
-    ckr = kexec.ckr_size(host) if probe.get("present") else None
+    # kexec --print-ckr-size asks Xen only when kexec-tools targets the hypervisor (a PV dom0
+    # and a libxenctrl build); otherwise it reads dom0's /proc/iomem and prints 0 for a region
+    # that Xen did reserve, so its answer is not used then.
+    ckr = None
+    if probe.get("present") and probe.get("xen_support") is not False and pv_dom0:
+        ckr = kexec.ckr_size(host)
     facts["crash_region"] = _crash_region(dmesg_text, ckr, facts["xen_cmdline_options"])
     if facts["crash_region"]["reserved"] is False:
         problems.append("Xen has no crash region reserved: nothing can be loaded and a hypervisor "

@@ -320,6 +320,9 @@ def test_gather_kexec_without_xen_support(tmp_path):
     facts = xen.gather(host)
     assert facts["kexec"]["xen_support"] is False
     assert any("without Xen support" in p for p in facts["problems"])
+    # its "0" comes from dom0's /proc/iomem, not from Xen: the Kdump line stands
+    assert facts["crash_region"]["source"] == "xl dmesg" and facts["crash_region"]["size_mb"] == 256
+    assert ("kexec", "--print-ckr-size") not in host.runner.calls
 
 
 def test_gather_no_xl(tmp_path):
