@@ -584,21 +584,30 @@ def sha256_file(real_path: str) -> str:
     return digest.hexdigest()
 
 
-def _file_facts(host: Host, path: str, what: str) -> Dict[str, Any]:
+def _file_facts(host: Host, path: str, what: str, digest: bool = True) -> Dict[str, Any]:
     real = host.p(path)
     if not os.path.isfile(real):
         raise CrashFileMissingError("The crash %s %s does not exist (or is not a regular file)." % (what, path),
                                     path=path)
     try:
-        return {"path": path, "size": os.path.getsize(real), "sha256": sha256_file(real)}
+        return {"path": path, "size": os.path.getsize(real), "sha256": sha256_file(real) if digest else None}
     except (IOError, OSError) as exc:
         raise CrashFileMissingError("Cannot read the crash %s %s: %s." % (what, path, exc), path=path)
 
 
-def image_facts(host: Host, kernel: str, initrd: Optional[str]) -> Dict[str, Any]:
-    """Kernel header facts (elfcore.kernel_image_info), sizes and sha256 of kernel and initrd."""
+def add_digests(host: Host, image: Dict[str, Any]) -> Dict[str, Any]:
+    """Fill kernel_sha256 / initrd_sha256 (done after the fit check: hashing reads whole files)."""
+    image["kernel_sha256"] = _file_facts(host, image["kernel"]["path"], "kernel")["sha256"]
+    if image.get("initrd"):
+        image["initrd_sha256"] = _file_facts(host, image["initrd"], "initrd")["sha256"]
+    return image
+
+
+def image_facts(host: Host, kernel: str, initrd: Optional[str], digest: bool = True) -> Dict[str, Any]:
+    """Kernel header facts (elfcore.kernel_image_info), sizes and (with ``digest``) sha256 of
+    kernel and initrd."""
     from ansible_collections.xenkdump.fleet.plugins.module_utils.elfcore import kernel_image_info
-    kfile = _file_facts(host, kernel, "kernel")
+    kfile = _file_facts(host, kernel, "kernel", digest)
     info = kernel_image_info(host.p(kernel))
     info = dict(info)
     info["path"] = kernel
@@ -615,7 +624,7 @@ def image_facts(host: Host, kernel: str, initrd: Optional[str]) -> Dict[str, Any
     facts: Dict[str, Any] = {"kernel": info, "kernel_sha256": kfile["sha256"], "kernel_size": kfile["size"],
                              "initrd": None, "initrd_sha256": None, "initrd_size": 0}
     if initrd:
-        ifile = _file_facts(host, initrd, "initrd")
+        ifile = _file_facts(host, initrd, "initrd", digest)
         facts.update(initrd=initrd, initrd_sha256=ifile["sha256"], initrd_size=ifile["size"])
     return facts
 
@@ -859,10 +868,11 @@ def converge(host: Host, params: Dict[str, Any], check_mode: bool,
             raise NoCrashRegionError(
                 "'%s --print-ckr-size' says 0 bytes: Xen reserved no crash region (no crashkernel= on the "
                 "Xen command line, or Xen could not place it)." % kexec_path)
-        image = image_facts(host, kernel, initrd or None)
+        image = image_facts(host, kernel, initrd or None, digest=False)
         result["image"] = image
         min_free = params.get("min_free_mb")
         result["fit"] = fit(image, size, DEFAULT_MIN_FREE_MB if min_free is None else int(min_free))
+        add_digests(host, image)
         wanted = {"kernel": kernel, "kernel_sha256": image["kernel_sha256"], "initrd": initrd or None,
                   "initrd_sha256": image["initrd_sha256"], "append": append}
         argv = load_argv(kexec_path, kernel, initrd or None, append)
