@@ -353,7 +353,8 @@ def load_state(host: Host, status_bit: Optional[int], record_path: str = RECORD_
                              "consistent": None, "record": record, "expected_bit": None,
                              "note": note}
     if record is not None:
-        state["loaded"] = bool(record.get("loaded"))
+        loaded = record.get("loaded")
+        state["loaded"] = loaded if isinstance(loaded, bool) else None  # None: a failed op left it unknown
         state["source"] = "record"
         expected = expected_bit(record)
         state["expected_bit"] = expected
