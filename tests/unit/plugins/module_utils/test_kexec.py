@@ -590,3 +590,22 @@ def test_record_history_is_bounded(tmp_path):
         run(root, host, state="reloaded")
     rec = record_of(root)
     assert len(rec["history"]) == kexec.HISTORY_MAX and rec["swaps"] == kexec.HISTORY_MAX + 5
+
+
+def test_failed_load_that_toggled_leaves_loaded_unknown(dom0):
+    """kexec exits non-zero but the bit moved: a hypercall happened; count it, loaded unknown."""
+    root, fake, host = dom0
+
+    def half_failing(argv):
+        if "-p" in argv and "-S" not in argv and "-u" not in argv:
+            fake(argv)
+            return CommandResult(1, "", "kexec: something failed after the hypercall")
+        return fake(argv)
+
+    with pytest.raises(kexec.KexecLoadError):
+        run(root, host_for(root, half_failing))
+    rec = record_of(root)
+    assert rec["swaps"] == 1 and rec["loaded"] is None
+    state = kexec.load_state(host, kexec.status_bit(host))
+    assert state["loaded"] is None and state["consistent"] is True
+    assert run(root, host)["changed"] is True  # unknown → load again
