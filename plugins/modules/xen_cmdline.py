@@ -29,7 +29,7 @@ description:
   - An option given several times on the Xen line is collapsed to one; O(state=absent) removes
     every occurrence.
   - The change takes effect at the next boot. For GRUB the caller must run RV(regenerate)
-    (C(update-grub) or C(grub2-mkconfig -o ...)) when RV(changed) is true.
+    (C(update-grub) or C(grub2-mkconfig -o ...)) when C(changed) is true.
 author: xenkdump.fleet developers (@xenkdump)
 options:
   option:
@@ -90,8 +90,10 @@ notes:
   - Supports diff mode.
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
 seealso:
   - module: xenkdump.fleet.xen_facts
@@ -126,10 +128,10 @@ EXAMPLES = r"""
 RETURN = r"""
 cmdline:
   description:
-    - The Xen command line after the change (in check mode: as it would be). For GRUB it is
+    - "The Xen command line after the change (in check mode: as it would be). For GRUB it is
       what the default entry gets, C(${GRUB_CMDLINE_XEN} ${GRUB_CMDLINE_XEN_DEFAULT}) as the
-      sourced files compute it; for xen.cfg the C(options=) of the default section; for
-      xen-cmdline what C(--list-xen) reports.
+      sourced files compute it, GRUB escapes removed; for xen.cfg the C(options=) of the default
+      section; for xen-cmdline what C(--list-xen) reports."
   returned: always
   type: str
   sample: "dom0_mem=1024M,max:1024M crashkernel=256M<4G"
