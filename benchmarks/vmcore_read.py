@@ -32,7 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "unit"))
 
-import conftest  # noqa: E402,F401  makes ansible_collections.xenkdump.fleet importable
+# conftest makes ansible_collections.xenkdump.fleet importable
+import conftest  # noqa: E402,F401  pylint: disable=unused-import
 import coredump_builder as cb  # noqa: E402
 from ansible_collections.xenkdump.fleet.plugins.module_utils import elfcore  # noqa: E402
 
@@ -91,7 +92,7 @@ def main() -> int:
         best = None
         report = None
         io_delta = None
-        for _ in range(args.repeat):
+        for _round in range(args.repeat):
             before = rchar()
             start = time.perf_counter()
             report = elfcore.inspect_dump(path, expect="xen")
@@ -107,7 +108,7 @@ def main() -> int:
 
         if shutil.which("readelf"):
             best_re = None
-            for _ in range(args.repeat):
+            for _round in range(args.repeat):
                 start = time.perf_counter()
                 out = subprocess.run(["readelf", "-n", path], capture_output=True, text=True, check=False)
                 elapsed = time.perf_counter() - start

@@ -731,8 +731,8 @@ def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:
     kd["signature"] = hdr[:8].decode("ascii", "replace")
     kd["header_version"] = version = _le("i", hdr, 8)
     uts = [hdr[12 + 65 * i:12 + 65 * (i + 1)].split(b"\0", 1)[0].decode("utf-8", "replace") for i in range(6)]
-    kd["utsname"] = dict((k, v) for k, v in zip(("sysname", "nodename", "release", "version", "machine",
-                                                  "domainname"), uts) if v)
+    uts_keys = ("sysname", "nodename", "release", "version", "machine", "domainname")
+    kd["utsname"] = dict((k, v) for k, v in zip(uts_keys, uts) if v)
     kd["timestamp"] = _le("q", hdr, 408)
     status = _le("I", hdr, 424)
     kd["status"] = status
@@ -750,7 +750,7 @@ def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:
                                   "the capture ran out of space or was interrupted")
     if not kd["utsname"]:
         result["remarks"].append("utsname is empty: makedumpfile had no VMCOREINFO for it (usual for a "
-                                  "Xen hypervisor dump taken with -d 0)")
+                                 "Xen hypervisor dump taken with -d 0)")
     bad = []
     if version < 1 or version > 64:
         bad.append("header_version %d" % version)
@@ -833,7 +833,7 @@ def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:
         result["kind"] = "unknown"
         result["is_xen"] = None
         result["remarks"].append("no ELF notes stored in the dump (header version %d): Xen or Linux cannot be "
-                                  "told from the header" % version)
+                                 "told from the header" % version)
     pd0 = img.pread(desc_off, PAGE_DESC_SIZE)
     if len(pd0) < PAGE_DESC_SIZE:
         _truncated(result, "the page descriptors start at byte %d but the image is %d bytes" % (desc_off, size))
@@ -880,10 +880,11 @@ def _inspect_flat(reader: CountingReader, result: Dict[str, Any]) -> None:
     if len(head) < 32:
         _truncated(result, "the file is %d bytes; the makedumpfile header needs %d" % (size, MAX_SIZE_MDF_HEADER))
         return
-    flat["type"], flat["version"] = struct.unpack_from(">qq", head, 16)
-    if flat["type"] != TYPE_FLAT_HEADER:
+    ftype, fversion = struct.unpack_from(">qq", head, 16)
+    flat["type"], flat["version"] = ftype, fversion
+    if ftype != TYPE_FLAT_HEADER:
         result["problems"].append("unknown makedumpfile header type %d (flattened format is %d)"
-                                  % (flat["type"], TYPE_FLAT_HEADER))
+                                  % (ftype, TYPE_FLAT_HEADER))
         return
     if size < MAX_SIZE_MDF_HEADER:
         _truncated(result, "the file is %d bytes; the makedumpfile header alone is %d" % (size, MAX_SIZE_MDF_HEADER))

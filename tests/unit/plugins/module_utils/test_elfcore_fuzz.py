@@ -136,7 +136,7 @@ def test_bit_flips_in_headers(tmp_path, name, data):
     whole = {"real-head": REAL_HEAD, "real-flat": REAL_FLAT}.get(name) or WHOLE[name]
     limit = 4096 + 16 + 4096 + 512 if name.startswith(("flat", "real-flat")) else 0x2400
     img = bytearray(whole)
-    for _ in range(data.draw(st.integers(1, 4))):
+    for _flip in range(data.draw(st.integers(1, 4))):
         bit = data.draw(st.integers(0, min(len(img), limit) * 8 - 1))
         img[bit // 8] ^= 1 << (bit % 8)
     _inspect(tmp_path, bytes(img))
