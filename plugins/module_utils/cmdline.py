@@ -1100,11 +1100,12 @@ def plan_grub_edit(files: Sequence[Tuple[str, str]], option: str, value: Optiona
         if kept is not None:
             tok = kept[2]
             first = tok[0][1]
-            assert first is not None
+            if first is None or any(o is None for _c, o in tok):
+                raise GrubNotEditableError("%s=... contains %r, which comes from a computed value."
+                                           % (variable, _ttext(tok)), option=option)
             add_edit(first, _quote_for(first.ctx, desired))
             for _c, origin in tok[1:]:
-                assert origin is not None
-                add_edit(origin, "")
+                add_edit(origin, "")  # type: ignore[arg-type]
             target_file = first.file
         elif variable in analysis.last:
             assignment, val = analysis.last[variable]

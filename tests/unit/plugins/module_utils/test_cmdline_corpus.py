@@ -39,7 +39,7 @@ def source_with(shell: str, main_path: str) -> Dict[str, str]:
     """Source the main file and grub.d/*.cfg like grub-mkconfig does; return watched vars."""
     script = ('set -e; { . "$1"; for f in "$1".d/*.cfg; do if [ -e "$f" ]; then . "$f"; fi; done; }'
               ' >/dev/null 2>&1; ' + "; ".join('printf "%%s\\001" "$%s"' % v for v in WATCHED))
-    proc = subprocess.run([shell, "-c", script, "_", main_path], capture_output=True,
+    proc = subprocess.run([shell, "-c", script, "_", main_path], capture_output=True, check=False,
                           timeout=20, env={"PATH": "/usr/bin:/bin", "LANG": "C"})
     assert proc.returncode == 0, (shell, proc.stderr)
     values = proc.stdout.decode("utf-8").split("\x01")[:-1]
@@ -103,7 +103,8 @@ EDIT_CASES = [
     ("only-in-xen", 'GRUB_CMDLINE_XEN="console=com1 crashkernel=1M"\nGRUB_CMDLINE_XEN_DEFAULT="dom0_mem=1G"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("escaped-quotes", 'GRUB_CMDLINE_XEN_DEFAULT="opt=\\"a b\\" x=1"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("mixed-quoting", "GRUB_CMDLINE_XEN_DEFAULT=\"a \"'b c'\" d\"\n", {}, "crashkernel", "256M<4G", "present", V),
-    ("self-ref-snippet", 'GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=1G"\n', {"50-x.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT crashkernel=1M"\n'}, "crashkernel", "256M<4G", "present", V),
+    ("self-ref-snippet", 'GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=1G"\n',
+     {"50-x.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT crashkernel=1M"\n'}, "crashkernel", "256M<4G", "present", V),
     ("braced-ref", 'GRUB_CMDLINE_XEN_DEFAULT="a"\nGRUB_CMDLINE_XEN_DEFAULT="${GRUB_CMDLINE_XEN_DEFAULT} b"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("other-var-ref", 'COMMON="dom0_mem=1G"\nGRUB_CMDLINE_XEN_DEFAULT="$COMMON"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("trailing-comment", 'GRUB_CMDLINE_XEN_DEFAULT="a" # crashkernel=1M in a comment\n', {}, "crashkernel", "256M<4G", "present", V),
@@ -128,14 +129,18 @@ EDIT_CASES = [
     ("no-trailing-newline", 'GRUB_TIMEOUT=5', {}, "crashkernel", "256M<4G", "present", V),
     ("unicode-comment", '# Xen-Einstellungen für den Hypervisor — ü\nGRUB_CMDLINE_XEN_DEFAULT="x"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("self-ref-unset", 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT"\n', {}, "crashkernel", "256M<4G", "present", V),
-    ("snippet-overrides-main", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M"\n', {"zz.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=2G"\n'}, "crashkernel", "256M<4G", "present", V),
+    ("snippet-overrides-main", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M"\n',
+     {"zz.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=2G"\n'}, "crashkernel", "256M<4G", "present", V),
     ("escaped-lt-unquoted", "GRUB_CMDLINE_XEN_DEFAULT=crashkernel=1M\\<4G\n", {}, "crashkernel", "256M<4G", "present", V),
     ("absent-only-token", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M"\n', {}, "crashkernel", None, "absent", V),
-    ("absent-after-ref", 'GRUB_CMDLINE_XEN_DEFAULT="a"\nGRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT crashkernel=1M"\n', {}, "crashkernel", None, "absent", V),
+    ("absent-after-ref", 'GRUB_CMDLINE_XEN_DEFAULT="a"\nGRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT crashkernel=1M"\n',
+     {}, "crashkernel", None, "absent", V),
     ("absent-nothing", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {}, "crashkernel", None, "absent", V),
-    ("long-line", 'GRUB_CMDLINE_XEN_DEFAULT="%s crashkernel=1M"\n' % " ".join("o%d=%d" % (i, i) for i in range(300)), {}, "crashkernel", "256M<4G", "present", V),
+    ("long-line", 'GRUB_CMDLINE_XEN_DEFAULT="%s crashkernel=1M"\n' % " ".join("o%d=%d" % (i, i) for i in range(300)),
+     {}, "crashkernel", "256M<4G", "present", V),
     ("split-token-across-quotes", 'GRUB_CMDLINE_XEN_DEFAULT=crash"kernel=1M b"\n', {}, "crashkernel", "256M<4G", "present", V),
-    ("linux-crashkernel-untouched", 'GRUB_CMDLINE_LINUX_DEFAULT="quiet crashkernel=384M-:128M"\n', {"kdump-tools.cfg": 'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=384M-:128M"\n'}, "crashkernel", "256M<4G", "present", V),
+    ("linux-crashkernel-untouched", 'GRUB_CMDLINE_LINUX_DEFAULT="quiet crashkernel=384M-:128M"\n',
+     {"kdump-tools.cfg": 'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=384M-:128M"\n'}, "crashkernel", "256M<4G", "present", V),
     ("readonly-unrelated", 'readonly B=1\nGRUB_CMDLINE_XEN_DEFAULT="x"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("unset-unrelated", 'B=1\nunset B\nGRUB_CMDLINE_XEN_DEFAULT="x"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("both-on-one-line", 'GRUB_CMDLINE_XEN_DEFAULT="a crashkernel=1M" GRUB_CMDLINE_XEN="b crashkernel=2M"\n', {}, "crashkernel", "256M<4G", "present", V),
@@ -144,7 +149,10 @@ EDIT_CASES = [
     ("quoted-value-in-token", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {}, "loglvl", "all", "present", V),
     ("value-with-dollar", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {}, "opt", "$x`y\\z'", "present", V),
     ("sq-value-with-quote", "GRUB_CMDLINE_XEN_DEFAULT='crashkernel=1M'\n", {}, "opt", "it's", "present", V),
-    ("grub-d-many", "", {"10-a.cfg": 'GRUB_CMDLINE_XEN="crashkernel=1M"\n', "20-b.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="x crashkernel=2M"\n', "30-c.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT y"\n'}, "crashkernel", "512M", "present", V),
+    ("grub-d-many", "",
+     {"10-a.cfg": 'GRUB_CMDLINE_XEN="crashkernel=1M"\n',
+      "20-b.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="x crashkernel=2M"\n',
+      "30-c.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT y"\n'}, "crashkernel", "512M", "present", V),
     ("non-cfg-ignored", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {"README": "GRUB_CMDLINE_XEN_DEFAULT=$(boom)\n"}, "crashkernel", "256M<4G", "present", V),
 ]
 
@@ -277,16 +285,16 @@ def grub_trees(draw):
             prefix = draw(st.sampled_from(['"$GRUB_CMDLINE_XEN_DEFAULT "',
                                            '"${GRUB_CMDLINE_XEN_DEFAULT} "']))
         comment = draw(st.sampled_from(["", "  # note crashkernel=9M", "; B=1"]))
-        texts.append("# file %d\nGRUB_CMDLINE_XEN_DEFAULT=%s%s%s\n" % (index, prefix, body or "''",
-                                                                        comment))
+        texts.append("# file %d\nGRUB_CMDLINE_XEN_DEFAULT=%s%s%s\n"
+                     % (index, prefix, body or "''", comment))
     xen = draw(st.lists(st.one_of(_plain, st.just("crashkernel=2M")), max_size=3))
     texts[0] = 'GRUB_CMDLINE_XEN="%s"\n' % " ".join(xen) + texts[0]
     return texts
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(tree=grub_trees(), value=st.one_of(st.none(), st.sampled_from(["256M<4G", "1G,below=4G",
-                                                                       "128M@64M"])),
+@given(tree=grub_trees(),
+       value=st.one_of(st.none(), st.sampled_from(["256M<4G", "1G,below=4G", "128M@64M"])),
        state=st.sampled_from(["present", "absent"]))
 def test_hypothesis_edits_verified_by_shells(tmp_path_factory, tree, value, state):
     root = str(tmp_path_factory.mktemp("h"))
