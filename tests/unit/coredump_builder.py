@@ -305,3 +305,40 @@ def flip(data: bytes, bit: int) -> bytes:
 
 def chunks_of(data: bytes, n: int) -> List[bytes]:
     return [data[i:i + n] for i in range(0, len(data), n)]
+
+
+def write_sparse_flat_kdump(path: str, pages: int, notes: Optional[bytes] = None, max_mapnr: int = 0x140000,
+                            page_size: int = PAGE, end_marker: bool = True) -> Tuple[int, int]:
+    """A big flattened kdump-compressed dump on disk, page bodies left as holes.
+
+    Like kdump-tools' ``makedumpfile -F -c``: headers, sub header + notes, bitmaps and page
+    descriptors as real data blocks, then one data block per page (``page_size`` bytes each, all
+    zeros and never written, so the file stays sparse), then the end marker.
+    Returns ``(file_size, number_of_data_blocks)``.
+    """
+    image = kdump_compressed(notes=xen_notes() if notes is None else notes, max_mapnr=max_mapnr,
+                             dumpable_pages=0)
+    desc_off = len(image)
+    data_off = desc_off + PAGE_DESC_SIZE * pages
+    descs = b"".join(struct.pack("<qIIQ", data_off + i * page_size, page_size, 1, 0) for i in range(pages))
+    meta = image + descs
+    stream = flatten(meta, end_marker=False)
+    blocks = 0
+    pos = 4096
+    while pos < len(stream):
+        _off, size = struct.unpack_from(">qq", stream, pos)
+        pos += 16 + size
+        blocks += 1
+    with open(path, "wb") as handle:
+        handle.write(stream)
+        offset = handle.tell()
+        for i in range(pages):
+            handle.seek(offset)
+            handle.write(struct.pack(">qq", data_off + i * page_size, page_size))
+            offset += 16 + page_size
+        handle.seek(offset)
+        if end_marker:
+            handle.write(struct.pack(">qq", -1, -1))
+        size = handle.tell()
+        handle.truncate(size)
+    return size, blocks + pages

@@ -126,7 +126,7 @@ def test_elf_truncated(tmp_path):
         elfcore.kernel_image_info(_write(tmp_path, "cut2", img[:100]))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_kernel_images(tmp_path, data):
     """Truncations, bit flips and random bytes: a dict or a XenKdumpError, never anything else."""

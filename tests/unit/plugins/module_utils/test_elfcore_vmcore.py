@@ -387,3 +387,27 @@ def test_require_valid(tmp_path):
 def test_unreadable_dump(tmp_path):
     with pytest.raises(elfcore.DumpNotFound):
         elfcore.inspect_dump(str(tmp_path / "missing"))
+
+
+def test_flattened_kdump_tools_shape_reads_only_block_headers(tmp_path):
+    path = str(tmp_path / "dump.202611261152")
+    size, blocks = cb.write_sparse_flat_kdump(path, pages=300)
+    r = elfcore.inspect_dump(path, expect="xen")
+    assert r["valid"], r["problems"]
+    assert r["kdump"]["dumpable_pages"] == 300 and r["flattened"]["data_blocks"] == blocks
+    assert r["size"] == size and r["xen"]["version"] == "4.17"
+    # every data header (16 bytes) is read, page bodies never are
+    assert 16 * blocks < r["bytes_read"] < 16 * blocks + 64 * 1024 < size // 10
+    os.truncate(path, size - 16 - 100)             # lose the end marker and the end of the last page
+    r = elfcore.inspect_dump(path)
+    assert r["truncated"] and "claims 4096 bytes but only" in r["problems"][0]
+    assert r["flattened"]["image_expected_size"] - r["flattened"]["image_size"] == 100
+
+
+def test_flattened_without_end_marker_but_whole_pages(tmp_path):
+    path = str(tmp_path / "dump")
+    cb.write_sparse_flat_kdump(path, pages=50, end_marker=False)
+    r = elfcore.inspect_dump(path)
+    assert r["truncated"] and r["problems"] == [
+        "truncated: the flattened stream ends at byte %d after %d data blocks without the end marker"
+        % (r["size"], r["flattened"]["data_blocks"])]
