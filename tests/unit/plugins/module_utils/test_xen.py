@@ -461,3 +461,17 @@ def test_gather_not_dom0_runs_no_xen_command(tmp_path, files):
 
 def test_require_dom0_passes_on_dom0(tmp_path):
     xen.require_dom0(xen.gather(xen417_dom0(tmp_path)))
+
+
+@given(st.integers(min_value=1, max_value=1 << 24), st.integers(min_value=0, max_value=1 << 40),
+       st.booleans(), st.booleans())
+def test_parse_kdump_line_roundtrip(pages, start_page, timestamp, failed):
+    """Lines printed with Xen's own format strings parse back to the same numbers."""
+    size, start = pages * 4096, start_page * 4096
+    body = "%dMB (%dkB) at 0x%x" % (size >> 20, size >> 10, start)
+    if failed:
+        body = "DISABLED (failed to reserve %s)" % body
+    prefix = "(XEN) [  12.345678] " if timestamp else "(XEN) "
+    kdump = xen.parse_kdump_line("(XEN) Bootloader: GRUB\n%sKdump: %s\n" % (prefix, body))
+    assert kdump["reserved"] is (not failed)
+    assert kdump["size_bytes"] == size and kdump["start"] == start
