@@ -6,7 +6,6 @@ Usage: python3 scripts/gen_docs.py [--check]   (--check: exit 1 when a generated
 """
 import glob
 import os
-import re
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,19 +8,18 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.six import string_types
 
 
 def host_list(value):
     """Sorted, de-duplicated host names from a list or a "a, b c" string; [] for None/""."""
     if value is None:
         return []
-    if isinstance(value, string_types):
+    if isinstance(value, str):
         items = value.replace(",", " ").split()
     elif isinstance(value, (list, tuple)):
         items = []
         for item in value:
-            if not isinstance(item, string_types):
+            if not isinstance(item, str):
                 raise AnsibleFilterError("host_list: every host name must be a string, got %r" % (item,))
             items.extend(item.replace(",", " ").split())
     else:

@@ -17,12 +17,10 @@ from ansible_collections.xenkdump.fleet.plugins.module_utils import cmdline, err
 
 V = "GRUB_CMDLINE_XEN_DEFAULT"
 X = "GRUB_CMDLINE_XEN"
-WATCHED = (X, V, "GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT", "GRUB_DEFAULT",
-           "GRUB_CMDLINE_LINUX_XEN_REPLACE_DEFAULT")
+WATCHED = (X, V, "GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT", "GRUB_DEFAULT", "GRUB_CMDLINE_LINUX_XEN_REPLACE_DEFAULT")
 
 
-def write_tree(root: str, main: str, snippets: Optional[Dict[str, str]] = None,
-               binary: bool = False) -> str:
+def write_tree(root: str, main: str, snippets: Optional[Dict[str, str]] = None, binary: bool = False) -> str:
     """Write <root>/etc/default/grub (+ grub.d/*) and return the main file's path."""
     ddir = os.path.join(root, "etc", "default")
     os.makedirs(os.path.join(ddir, "grub.d"), exist_ok=True)
@@ -37,10 +35,12 @@ def write_tree(root: str, main: str, snippets: Optional[Dict[str, str]] = None,
 
 def source_with(shell: str, main_path: str) -> Dict[str, str]:
     """Source the main file and grub.d/*.cfg like grub-mkconfig does; return watched vars."""
-    script = ('set -e; { . "$1"; for f in "$1".d/*.cfg; do if [ -e "$f" ]; then . "$f"; fi; done; }'
-              ' >/dev/null 2>&1; ' + "; ".join('printf "%%s\\001" "$%s"' % v for v in WATCHED))
-    proc = subprocess.run([shell, "-c", script, "_", main_path], capture_output=True, check=False,
-                          timeout=20, env={"PATH": "/usr/bin:/bin", "LANG": "C"})
+    script = 'set -e; { . "$1"; for f in "$1".d/*.cfg; do if [ -e "$f" ]; then . "$f"; fi; done; }' ' >/dev/null 2>&1; ' + "; ".join(
+        'printf "%%s\\001" "$%s"' % v for v in WATCHED
+    )
+    proc = subprocess.run(
+        [shell, "-c", script, "_", main_path], capture_output=True, check=False, timeout=20, env={"PATH": "/usr/bin:/bin", "LANG": "C"}
+    )
     assert proc.returncode == 0, (shell, proc.stderr)
     values = proc.stdout.decode("utf-8").split("\x01")[:-1]
     return dict(zip(WATCHED, values))
@@ -57,8 +57,7 @@ def apply(result: cmdline.EditResult) -> None:
             handle.write(text)
 
 
-def check_edit(main_path: str, option: str, value: Optional[str], state: str = "present",
-               variable: str = V) -> cmdline.EditResult:
+def check_edit(main_path: str, option: str, value: Optional[str], state: str = "present", variable: str = V) -> cmdline.EditResult:
     """Plan, write, and verify with bash and dash against the original's values."""
     before = {sh: source_with(sh, main_path) for sh in ("bash", "dash")}
     result = cmdline.plan_grub_edit(files_of(main_path), option, value, state, variable)
@@ -70,8 +69,7 @@ def check_edit(main_path: str, option: str, value: Optional[str], state: str = "
             if var not in (X, V):
                 assert after[var] == before[shell][var], (shell, var)
                 continue
-            old = [t for t in cmdline.tokenize(before[shell][var])
-                   if cmdline.split_option(t)[0] != option]
+            old = [t for t in cmdline.tokenize(before[shell][var]) if cmdline.split_option(t)[0] != option]
             new = cmdline.tokenize(after[var])
             mine = [t for t in new if cmdline.split_option(t)[0] == option]
             assert [t for t in new if cmdline.split_option(t)[0] != option] == old, (shell, var)
@@ -80,8 +78,7 @@ def check_edit(main_path: str, option: str, value: Optional[str], state: str = "
             else:
                 assert mine == [], (shell, var, new)
         # the module's own evaluation agrees with the shells
-        effective = [cmdline.grub_unescape(t) for t in
-                     cmdline.tokenize(after[X]) + cmdline.tokenize(after[V])]
+        effective = [cmdline.grub_unescape(t) for t in cmdline.tokenize(after[X]) + cmdline.tokenize(after[V])]
         assert " ".join(effective) == result.after_cmdline
     again = cmdline.plan_grub_edit(files_of(main_path), option, value, state, variable)
     assert again.changed is False and again.new_texts == {}
@@ -99,13 +96,44 @@ EDIT_CASES = [
     ("dq-replace", 'GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=1G crashkernel=128M noreboot"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("sq-replace", "GRUB_CMDLINE_XEN_DEFAULT='crashkernel=128M dom0_mem=1G'\n", {}, "crashkernel", "256M<4G", "present", V),
     ("dup-same-var", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M a=1 crashkernel=2M b crashkernel=3M"\n', {}, "crashkernel", "256M<4G", "present", V),
-    ("both-vars", 'GRUB_CMDLINE_XEN="crashkernel=1M com1=115200"\nGRUB_CMDLINE_XEN_DEFAULT="crashkernel=2M"\n', {}, "crashkernel", "256M<4G", "present", V),
-    ("only-in-xen", 'GRUB_CMDLINE_XEN="console=com1 crashkernel=1M"\nGRUB_CMDLINE_XEN_DEFAULT="dom0_mem=1G"\n', {}, "crashkernel", "256M<4G", "present", V),
+    (
+        "both-vars",
+        'GRUB_CMDLINE_XEN="crashkernel=1M com1=115200"\nGRUB_CMDLINE_XEN_DEFAULT="crashkernel=2M"\n',
+        {},
+        "crashkernel",
+        "256M<4G",
+        "present",
+        V,
+    ),
+    (
+        "only-in-xen",
+        'GRUB_CMDLINE_XEN="console=com1 crashkernel=1M"\nGRUB_CMDLINE_XEN_DEFAULT="dom0_mem=1G"\n',
+        {},
+        "crashkernel",
+        "256M<4G",
+        "present",
+        V,
+    ),
     ("escaped-quotes", 'GRUB_CMDLINE_XEN_DEFAULT="opt=\\"a b\\" x=1"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("mixed-quoting", "GRUB_CMDLINE_XEN_DEFAULT=\"a \"'b c'\" d\"\n", {}, "crashkernel", "256M<4G", "present", V),
-    ("self-ref-snippet", 'GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=1G"\n',
-     {"50-x.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT crashkernel=1M"\n'}, "crashkernel", "256M<4G", "present", V),
-    ("braced-ref", 'GRUB_CMDLINE_XEN_DEFAULT="a"\nGRUB_CMDLINE_XEN_DEFAULT="${GRUB_CMDLINE_XEN_DEFAULT} b"\n', {}, "crashkernel", "256M<4G", "present", V),
+    (
+        "self-ref-snippet",
+        'GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=1G"\n',
+        {"50-x.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT crashkernel=1M"\n'},
+        "crashkernel",
+        "256M<4G",
+        "present",
+        V,
+    ),
+    (
+        "braced-ref",
+        'GRUB_CMDLINE_XEN_DEFAULT="a"\nGRUB_CMDLINE_XEN_DEFAULT="${GRUB_CMDLINE_XEN_DEFAULT} b"\n',
+        {},
+        "crashkernel",
+        "256M<4G",
+        "present",
+        V,
+    ),
     ("other-var-ref", 'COMMON="dom0_mem=1G"\nGRUB_CMDLINE_XEN_DEFAULT="$COMMON"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("trailing-comment", 'GRUB_CMDLINE_XEN_DEFAULT="a" # crashkernel=1M in a comment\n', {}, "crashkernel", "256M<4G", "present", V),
     ("trailing-ws-in-quotes", 'GRUB_CMDLINE_XEN_DEFAULT="a  "\n', {}, "crashkernel", "256M<4G", "present", V),
@@ -115,7 +143,15 @@ EDIT_CASES = [
     ("continuation-in-dq", 'GRUB_CMDLINE_XEN_DEFAULT="a \\\ncrashkernel=1M b"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("continuation-in-word", "GRUB_CMDLINE_XEN_DEFAULT=crash\\\nkernel=1M\n", {}, "crashkernel", "256M<4G", "present", V),
     ("export", 'export GRUB_CMDLINE_XEN_DEFAULT="a crashkernel=1M"\n', {}, "crashkernel", "256M<4G", "present", V),
-    ("dead-assignment", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M"\nGRUB_CMDLINE_XEN_DEFAULT="dom0_mem=1G"\n', {}, "crashkernel", "256M<4G", "present", V),
+    (
+        "dead-assignment",
+        'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M"\nGRUB_CMDLINE_XEN_DEFAULT="dom0_mem=1G"\n',
+        {},
+        "crashkernel",
+        "256M<4G",
+        "present",
+        V,
+    ),
     ("escaped-dollar", 'GRUB_CMDLINE_XEN_DEFAULT="\\$notavar x"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("tabs", '\tGRUB_CMDLINE_XEN_DEFAULT="a\tcrashkernel=1M\tb"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("hash-in-quotes", 'GRUB_CMDLINE_XEN_DEFAULT="a#b crashkernel=1M"\n', {}, "crashkernel", "256M<4G", "present", V),
@@ -125,34 +161,87 @@ EDIT_CASES = [
     ("unrelated-case", 'case "$X" in\n  a) B=1 ;;\n  *) B=2 ;;\nesac\nGRUB_CMDLINE_XEN_DEFAULT="x"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("unrelated-function", 'f() {\n  B=$(date)\n}\nGRUB_CMDLINE_XEN_DEFAULT="x"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("unrelated-and-list", '[ -x /nonexistent ] && B=1\nGRUB_CMDLINE_XEN_DEFAULT="x"\n', {}, "crashkernel", "256M<4G", "present", V),
-    ("var-read-elsewhere", 'GRUB_CMDLINE_XEN_DEFAULT="x"\necho "$GRUB_CMDLINE_XEN_DEFAULT" > /dev/null\n', {}, "crashkernel", "256M<4G", "present", V),
+    (
+        "var-read-elsewhere",
+        'GRUB_CMDLINE_XEN_DEFAULT="x"\necho "$GRUB_CMDLINE_XEN_DEFAULT" > /dev/null\n',
+        {},
+        "crashkernel",
+        "256M<4G",
+        "present",
+        V,
+    ),
     ("no-trailing-newline", 'GRUB_TIMEOUT=5', {}, "crashkernel", "256M<4G", "present", V),
     ("unicode-comment", '# Xen-Einstellungen für den Hypervisor — ü\nGRUB_CMDLINE_XEN_DEFAULT="x"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("self-ref-unset", 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT"\n', {}, "crashkernel", "256M<4G", "present", V),
-    ("snippet-overrides-main", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M"\n',
-     {"zz.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=2G"\n'}, "crashkernel", "256M<4G", "present", V),
+    (
+        "snippet-overrides-main",
+        'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M"\n',
+        {"zz.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=2G"\n'},
+        "crashkernel",
+        "256M<4G",
+        "present",
+        V,
+    ),
     ("escaped-lt-unquoted", "GRUB_CMDLINE_XEN_DEFAULT=crashkernel=1M\\<4G\n", {}, "crashkernel", "256M<4G", "present", V),
     ("absent-only-token", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M"\n', {}, "crashkernel", None, "absent", V),
-    ("absent-after-ref", 'GRUB_CMDLINE_XEN_DEFAULT="a"\nGRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT crashkernel=1M"\n',
-     {}, "crashkernel", None, "absent", V),
+    (
+        "absent-after-ref",
+        'GRUB_CMDLINE_XEN_DEFAULT="a"\nGRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT crashkernel=1M"\n',
+        {},
+        "crashkernel",
+        None,
+        "absent",
+        V,
+    ),
     ("absent-nothing", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {}, "crashkernel", None, "absent", V),
-    ("long-line", 'GRUB_CMDLINE_XEN_DEFAULT="%s crashkernel=1M"\n' % " ".join("o%d=%d" % (i, i) for i in range(300)),
-     {}, "crashkernel", "256M<4G", "present", V),
+    (
+        "long-line",
+        'GRUB_CMDLINE_XEN_DEFAULT="%s crashkernel=1M"\n' % " ".join("o%d=%d" % (i, i) for i in range(300)),
+        {},
+        "crashkernel",
+        "256M<4G",
+        "present",
+        V,
+    ),
     ("split-token-across-quotes", 'GRUB_CMDLINE_XEN_DEFAULT=crash"kernel=1M b"\n', {}, "crashkernel", "256M<4G", "present", V),
-    ("linux-crashkernel-untouched", 'GRUB_CMDLINE_LINUX_DEFAULT="quiet crashkernel=384M-:128M"\n',
-     {"kdump-tools.cfg": 'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=384M-:128M"\n'}, "crashkernel", "256M<4G", "present", V),
+    (
+        "linux-crashkernel-untouched",
+        'GRUB_CMDLINE_LINUX_DEFAULT="quiet crashkernel=384M-:128M"\n',
+        {"kdump-tools.cfg": 'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=384M-:128M"\n'},
+        "crashkernel",
+        "256M<4G",
+        "present",
+        V,
+    ),
     ("readonly-unrelated", 'readonly B=1\nGRUB_CMDLINE_XEN_DEFAULT="x"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("unset-unrelated", 'B=1\nunset B\nGRUB_CMDLINE_XEN_DEFAULT="x"\n', {}, "crashkernel", "256M<4G", "present", V),
-    ("both-on-one-line", 'GRUB_CMDLINE_XEN_DEFAULT="a crashkernel=1M" GRUB_CMDLINE_XEN="b crashkernel=2M"\n', {}, "crashkernel", "256M<4G", "present", V),
+    (
+        "both-on-one-line",
+        'GRUB_CMDLINE_XEN_DEFAULT="a crashkernel=1M" GRUB_CMDLINE_XEN="b crashkernel=2M"\n',
+        {},
+        "crashkernel",
+        "256M<4G",
+        "present",
+        V,
+    ),
     ("prefix-lookalikes", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel_x=1 crashkernelx crashkernel"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("variable-xen", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M"\n', {}, "crashkernel", "256M<4G", "present", X),
     ("quoted-value-in-token", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {}, "loglvl", "all", "present", V),
     ("value-with-dollar", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {}, "opt", "$x`y\\z'", "present", V),
     ("sq-value-with-quote", "GRUB_CMDLINE_XEN_DEFAULT='crashkernel=1M'\n", {}, "opt", "it's", "present", V),
-    ("grub-d-many", "",
-     {"10-a.cfg": 'GRUB_CMDLINE_XEN="crashkernel=1M"\n',
-      "20-b.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="x crashkernel=2M"\n',
-      "30-c.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT y"\n'}, "crashkernel", "512M", "present", V),
+    (
+        "grub-d-many",
+        "",
+        {
+            "10-a.cfg": 'GRUB_CMDLINE_XEN="crashkernel=1M"\n',
+            "20-b.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="x crashkernel=2M"\n',
+            "30-c.cfg": 'GRUB_CMDLINE_XEN_DEFAULT="$GRUB_CMDLINE_XEN_DEFAULT y"\n',
+        },
+        "crashkernel",
+        "512M",
+        "present",
+        V,
+    ),
     ("non-cfg-ignored", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {"README": "GRUB_CMDLINE_XEN_DEFAULT=$(boom)\n"}, "crashkernel", "256M<4G", "present", V),
 ]
 
@@ -264,12 +353,10 @@ def _quote(chunk: str, style: str) -> str:
 
 @st.composite
 def grub_trees(draw):
-    tokens = draw(st.lists(st.one_of(_plain, st.just("crashkernel=1M"), st.just("crashkernel"),
-                                     st.just("noreboot")), max_size=8))
+    tokens = draw(st.lists(st.one_of(_plain, st.just("crashkernel=1M"), st.just("crashkernel"), st.just("noreboot")), max_size=8))
     # spread tokens over up to 3 assignments (main file + snippets), self-referencing or not
     nfiles = draw(st.integers(1, 3))
-    cuts = sorted(draw(st.lists(st.integers(0, len(tokens)), min_size=nfiles - 1,
-                                max_size=nfiles - 1)))
+    cuts = sorted(draw(st.lists(st.integers(0, len(tokens)), min_size=nfiles - 1, max_size=nfiles - 1)))
     groups = [tokens[a:b] for a, b in zip([0] + cuts, cuts + [len(tokens)])]
     texts = []
     for index, group in enumerate(groups):
@@ -282,20 +369,20 @@ def grub_trees(draw):
             body = _quote(text, style if style != "mixed" else "dq")
         prefix = ""
         if index > 0:
-            prefix = draw(st.sampled_from(['"$GRUB_CMDLINE_XEN_DEFAULT "',
-                                           '"${GRUB_CMDLINE_XEN_DEFAULT} "']))
+            prefix = draw(st.sampled_from(['"$GRUB_CMDLINE_XEN_DEFAULT "', '"${GRUB_CMDLINE_XEN_DEFAULT} "']))
         comment = draw(st.sampled_from(["", "  # note crashkernel=9M", "; B=1"]))
-        texts.append("# file %d\nGRUB_CMDLINE_XEN_DEFAULT=%s%s%s\n"
-                     % (index, prefix, body or "''", comment))
+        texts.append("# file %d\nGRUB_CMDLINE_XEN_DEFAULT=%s%s%s\n" % (index, prefix, body or "''", comment))
     xen = draw(st.lists(st.one_of(_plain, st.just("crashkernel=2M")), max_size=3))
     texts[0] = 'GRUB_CMDLINE_XEN="%s"\n' % " ".join(xen) + texts[0]
     return texts
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(tree=grub_trees(),
-       value=st.one_of(st.none(), st.sampled_from(["256M<4G", "1G,below=4G", "128M@64M"])),
-       state=st.sampled_from(["present", "absent"]))
+@given(
+    tree=grub_trees(),
+    value=st.one_of(st.none(), st.sampled_from(["256M<4G", "1G,below=4G", "128M@64M"])),
+    state=st.sampled_from(["present", "absent"]),
+)
 def test_hypothesis_edits_verified_by_shells(tmp_path_factory, tree, value, state):
     root = str(tmp_path_factory.mktemp("h"))
     snippets = {"%02d.cfg" % i: text for i, text in enumerate(tree[1:])}
@@ -308,7 +395,6 @@ def test_hypothesis_edits_verified_by_shells(tmp_path_factory, tree, value, stat
 def test_hypothesis_garbage_never_crashes(text):
     """Any text: a clean plan or a XenKdumpError, never another exception."""
     try:
-        cmdline.plan_grub_edit([("/etc/default/grub", "GRUB_CMDLINE_XEN_DEFAULT=\"a\"\n" + text)],
-                               "crashkernel", "256M<4G")
+        cmdline.plan_grub_edit([("/etc/default/grub", "GRUB_CMDLINE_XEN_DEFAULT=\"a\"\n" + text)], "crashkernel", "256M<4G")
     except errors.XenKdumpError:
         pass

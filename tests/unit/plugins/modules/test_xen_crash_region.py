@@ -17,8 +17,7 @@ from conftest import REPO
 from ansible_collections.xenkdump.fleet.plugins.module_utils import crashkernel as ck
 from ansible_collections.xenkdump.fleet.plugins.modules import xen_crash_region
 
-FIXTURE_LINE = ("console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M crashkernel=256M@64M "
-                "loglvl=all guest_loglvl=all noreboot")
+FIXTURE_LINE = "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M crashkernel=256M@64M " "loglvl=all guest_loglvl=all noreboot"
 
 
 def run_module(capsys, args):
@@ -30,8 +29,13 @@ def run_module(capsys, args):
 
 
 def explicit(**kw):
-    args = {"total_memory_mb": 3071, "nr_cpus": 2, "xen_commandline": FIXTURE_LINE,
-            "dom0_cmdline": "root=/dev/vda ro console=hvc0", "reserved_mb": 256}
+    args = {
+        "total_memory_mb": 3071,
+        "nr_cpus": 2,
+        "xen_commandline": FIXTURE_LINE,
+        "dom0_cmdline": "root=/dev/vda ro console=hvc0",
+        "reserved_mb": 256,
+    }
     args.update(kw)
     return args
 
@@ -63,9 +67,7 @@ CPUS = [1, 2, 64, 512]
 @pytest.mark.parametrize("mem", MEMORIES)
 @pytest.mark.parametrize("cpus", CPUS)
 def test_fleet_table_missing_reservation(capsys, mem, cpus):
-    rc, result = run_module(capsys, explicit(total_memory_mb=mem, nr_cpus=cpus,
-                                             xen_commandline="console=com1 dom0_mem=2G",
-                                             reserved_mb=0))
+    rc, result = run_module(capsys, explicit(total_memory_mb=mem, nr_cpus=cpus, xen_commandline="console=com1 dom0_mem=2G", reserved_mb=0))
     assert rc == 0, result
     assert result["verdict"] == "missing"
     value = result["recommended"]
@@ -74,13 +76,14 @@ def test_fleet_table_missing_reservation(capsys, mem, cpus):
     assert ck.reserved_mb(parsed, mem) == result["recommended_size_mb"]
     assert result["recommended_size_mb"] >= result["required_mb"] >= 200
     assert result["recommended_size_mb"] % 32 == 0
-    assert result["recommended_size_mb"] <= 1024            # always fits below 4 GiB easily
+    assert result["recommended_size_mb"] <= 1024  # always fits below 4 GiB easily
     assert result["change"] == {"option": "crashkernel", "value": value, "state": "present"}
     assert result["reboot_required"] is True
     # applying the recommendation and rebooting gives verdict ok and no further change
-    rc, after = run_module(capsys, explicit(total_memory_mb=mem, nr_cpus=cpus,
-                                            xen_commandline="console=com1 crashkernel=" + value,
-                                            reserved_mb=result["recommended_size_mb"]))
+    rc, after = run_module(
+        capsys,
+        explicit(total_memory_mb=mem, nr_cpus=cpus, xen_commandline="console=com1 crashkernel=" + value, reserved_mb=result["recommended_size_mb"]),
+    )
     assert after["verdict"] == "ok", after["reasons"]
     assert after["change"]["state"] == "unchanged" and after["reboot_required"] is False
 
@@ -94,14 +97,17 @@ def test_fleet_table_is_monotonic(capsys):
     assert sizes[0] == 256 and sizes[-1] > 256
 
 
-@pytest.mark.parametrize("args,code", [
-    ({"size": "512Q"}, "XK201"),
-    ({"size": "0-:256M,below=4G"}, "XK204"),
-    ({"size": "512M@5G"}, "XK211"),
-    ({"total_memory_mb": 0}, "XK210"),
-    ({"nr_cpus": 0}, "XK210"),
-    ({"headroom_mb": -1}, "XK210"),
-])
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        ({"size": "512Q"}, "XK201"),
+        ({"size": "0-:256M,below=4G"}, "XK204"),
+        ({"size": "512M@5G"}, "XK211"),
+        ({"total_memory_mb": 0}, "XK210"),
+        ({"nr_cpus": 0}, "XK210"),
+        ({"headroom_mb": -1}, "XK210"),
+    ],
+)
 def test_bad_input_fails_cleanly(capsys, args, code):
     rc, result = run_module(capsys, explicit(**args))
     assert rc == 1
@@ -109,8 +115,7 @@ def test_bad_input_fails_cleanly(capsys, args, code):
     assert "Fix:" in result["msg"] and "Traceback" not in json.dumps(result)
 
 
-@pytest.mark.skipif(os.path.exists("/proc/xen") or os.path.exists("/sys/hypervisor/type"),
-                    reason="expects a machine that is not running under Xen")
+@pytest.mark.skipif(os.path.exists("/proc/xen") or os.path.exists("/sys/hypervisor/type"), reason="expects a machine that is not running under Xen")
 def test_missing_inputs_on_a_non_dom0_fail_with_xk212(capsys):
     rc, result = run_module(capsys, {"total_memory_mb": 4096})
     assert rc == 1 and result["error_code"] == "XK212"
@@ -120,12 +125,17 @@ def test_missing_inputs_on_a_non_dom0_fail_with_xk212(capsys):
 def test_runs_as_a_standalone_process_on_the_controller(tmp_path):
     """The module file itself, as Ansible would run it on localhost, with an args file."""
     args = tmp_path / "args.json"
-    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": explicit(total_memory_mb=262144, nr_cpus=64,
-                                                                 xen_commandline="", reserved_mb=None)}))
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": explicit(total_memory_mb=262144, nr_cpus=64, xen_commandline="", reserved_mb=None)}))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "plugins", "modules", "xen_crash_region.py"),
-                           str(args)], capture_output=True, text=True, env=env, check=False, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "plugins", "modules", "xen_crash_region.py"), str(args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
     assert result["verdict"] == "missing" and result["recommended"] == "288M,below=4G"
@@ -137,6 +147,5 @@ def test_print_figures_table(capsys):
     with capsys.disabled():
         print("\nhost RAM MiB | recommended | MiB | need MiB")
         for row in rows:
-            print("%12d | %-15s | %4d | %4d" % (row["total_memory_mb"], row["recommended"],
-                                                 row["recommended_size_mb"], row["required_mb"]))
+            print("%12d | %-15s | %4d | %4d" % (row["total_memory_mb"], row["recommended"], row["recommended_size_mb"], row["required_mb"]))
     assert [r["recommended_size_mb"] for r in rows] == sorted(r["recommended_size_mb"] for r in rows)
