@@ -8,7 +8,7 @@ import glob
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 import yaml
@@ -39,11 +39,8 @@ def tool(name: str) -> str:
     return path if os.path.exists(path) else name
 
 
-def run(argv: List[str], **kw: Any) -> subprocess.CompletedProcess:
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    kw.setdefault("check", False)
-    return subprocess.run(argv, **kw)  # noqa: S603 - argv lists only
+def run(argv: List[str], env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
 
 
 @pytest.fixture(scope="session")

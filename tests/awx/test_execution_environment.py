@@ -85,7 +85,7 @@ def test_collection_tarball_is_in_the_context_and_installed_in_the_galaxy_stage(
 
 
 def test_galaxy_dependencies_match_galaxy_yml(ee_context, galaxy):
-    ctx, _ = ee_context
+    ctx = ee_context[0]
     with open(str(ctx / "_build" / "requirements.yml"), encoding="utf-8") as fh:
         reqs = yaml.safe_load(fh)
     got = {c["name"]: c.get("version", "*") for c in reqs["collections"]}

@@ -97,7 +97,7 @@ def _task_names(events) -> List[str]:
 def test_audit_reports_a_non_dom0_and_succeeds(tmp_path, project, ee_collections, awx_vars):
     tmpl = _template(awx_vars, "playbooks/audit.yml")
     root = tmp_path / "reports"
-    result, stdout, _ = launch(tmp_path, project, ee_collections, tmpl, job_id=4242,
+    result, stdout, dummy = launch(tmp_path, project, ee_collections, tmpl, job_id=4242,
                                envvars={"XENKDUMP_AUDIT_ROOT": str(root)})
     assert result.status == "successful" and result.rc == 0, stdout[-6000:]
     # the template's templated report directory: one per job (every slice has its own job id)
@@ -134,7 +134,7 @@ def debian_host():
             SITE_IMAGE, "/sbin/init")
     try:
         state = ""
-        for _ in range(60):  # the bus appears a moment after the container starts
+        for dummy in range(60):  # the bus appears a moment after the container starts
             state = _podman("exec", name, "systemctl", "is-system-running", "--wait", check=False).stdout.strip()
             if state in ("running", "degraded"):
                 break
@@ -145,11 +145,10 @@ def debian_host():
         _podman("rm", "-f", name, check=False)
 
 
-def test_rollout_in_check_mode_on_a_non_dom0_changes_nothing(tmp_path, project, ee_collections, awx_vars,
-                                                              debian_host):
+def test_rollout_in_check_mode_on_a_non_dom0_changes_nothing(tmp_path, project, ee_collections, awx_vars, debian_host):
     tmpl = _template(awx_vars, "playbooks/site.yml")
-    inventory = ("[xen]\n%s ansible_connection=containers.podman.podman ansible_python_interpreter=/usr/bin/python3\n"
-                 % debian_host)
+    inventory = ("[xen]\n%s ansible_connection=containers.podman.podman ansible_python_interpreter=/usr/bin/python3"
+                 " ansible_pipelining=true\n" % debian_host)
     before = _podman("exec", debian_host, "sh", "-c", SNAPSHOT).stdout
     result, stdout, events = launch(tmp_path, project, ee_collections, tmpl, job_type="check", inventory=inventory,
                                     answers={"xenkdump_batch": "50%", "xenkdump_reboot_ok": "false"})
