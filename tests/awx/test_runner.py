@@ -98,7 +98,7 @@ def test_audit_reports_a_non_dom0_and_succeeds(tmp_path, project, ee_collections
     tmpl = _template(awx_vars, "playbooks/audit.yml")
     root = tmp_path / "reports"
     result, stdout, dummy = launch(tmp_path, project, ee_collections, tmpl, job_id=4242,
-                               envvars={"XENKDUMP_AUDIT_ROOT": str(root)})
+                                   envvars={"XENKDUMP_AUDIT_ROOT": str(root)})
     assert result.status == "successful" and result.rc == 0, stdout[-6000:]
     # the template's templated report directory: one per job (every slice has its own job id)
     report = root / "job-4242" / "xenkdump-audit.json"
