@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # A second, cached venv for the oldest supported controller: ansible-core 2.19 on Python 3.11.
-# Sourced by scripts/test (tier_sanity).  Usage: venv219 [DIR]  -> prints the venv's path.
+# Sourced by scripts/test (tier_sanity).  Usage: venv219 [DIR]  -> prints the venv's (absolute) path.
 #
-# The venv is rebuilt only when the wanted ansible-core spec or the Python changes (stamp file).
+# DIR defaults to $XENKDUMP_VENV219, else ~/.cache/xenkdump/venv-core219: outside the checkout, so
+# every clone (CI runs in a fresh one) shares it. It is rebuilt only when the wanted ansible-core spec
+# or the Python changes (stamp file).
 # ansible-test --venv bootstraps pip with a downloaded get-pip.py whose host is unreachable here:
 # the same stand-in scripts/bootstrap seeds is copied for every pip version this ansible-test pins.
 
@@ -42,17 +44,17 @@ PYEOF
 }
 
 venv219() {
-    local dir=${1:-.build/venv-core219} py stamp want
+    local dir=${1:-${XENKDUMP_VENV219:-${XDG_CACHE_HOME:-$HOME/.cache}/xenkdump/venv-core219}} py stamp want
     py=$(pick_python311) || return 1
     want="$("$py" -c 'import sys; print(sys.version.split()[0])') $VENV219_CORE_SPEC"
     stamp="$dir/.xenkdump-stamp"
     if [ ! -x "$dir/bin/ansible-test" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         log "creating $dir ($want)"
-        rm -rf "$dir"
+        rm -rf "$dir" && mkdir -p "$(dirname "$dir")"
         "$py" -m venv "$dir" || return 1
         "$dir/bin/pip" install -q --disable-pip-version-check "$VENV219_CORE_SPEC" >&2 || return 1
         echo "$want" > "$stamp"
     fi
     seed_get_pip "$dir/bin/python" || return 1
-    echo "$dir"
+    (cd "$dir" && pwd)
 }
