@@ -20,7 +20,7 @@ from ansible_collections.xenkdump.fleet.plugins.module_utils import kexec
 from ansible_collections.xenkdump.fleet.plugins.module_utils.hostio import CommandResult, Host
 
 REPO = Path(__file__).resolve().parents[2]
-LOADER = REPO / "roles" / "kdump" / "files" / "xenkdump-load"
+LOADER = REPO / "roles" / "kdump" / "files" / "xenkdump-load.py"
 
 FAKE_KEXEC = r'''#!%(python)s
 import json, sys
@@ -78,7 +78,7 @@ class Rig(object):
                    XENKDUMP_LOAD_PRIVCMD=str(self.root / "dev/xen/privcmd"),
                    XENKDUMP_LOAD_BOOT_ID=str(self.root / "proc/sys/kernel/random/boot_id"),
                    XENKDUMP_LOAD_RECORD=str(self.root / "run/xenkdump/crash-kernel.json"))
-        return subprocess.run([sys.executable, str(LOADER)] + list(args), env=env, stdout=subprocess.PIPE,
+        return subprocess.run([sys.executable, str(LOADER)] + list(args), env=env, stdout=subprocess.PIPE, check=False,
                               stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
 
     def xen(self) -> dict:

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # -*- coding: utf-8 -*-
 # Copyright (c) xenkdump.fleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -89,8 +88,8 @@ def load_config(path=CONFIG):
     initrd = cfg.get("initrd")
     if initrd is None:
         # like xen_crash_kernel: kdump-tools' crash initrd when present, else the boot initrd
-        candidates = cfg.get("initrd_candidates") or ["/var/lib/kdump/initrd.img-{release}",
-                                                       "/boot/initrd.img-{release}"]
+        candidates = cfg.get("initrd_candidates") or [
+            "/var/lib/kdump/initrd.img-{release}", "/boot/initrd.img-{release}"]
         candidates = [c.replace("{release}", release) for c in candidates]
         initrd = next((c for c in candidates if os.path.exists(c)), candidates[-1])
     else:
