@@ -56,7 +56,11 @@ mount_in_root -t sysfs sysfs "$root/sys"
 mount_in_root --bind "$LAB_CACHE/apt-archives" "$root/var/cache/apt/archives"
 printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
 chmod +x "$root/usr/sbin/policy-rc.d"
-echo "deb $LAB_MIRROR $LAB_SUITE main" > "$root/etc/apt/sources.list"
+{
+    echo "deb $LAB_MIRROR $LAB_SUITE main"
+    echo "deb $LAB_MIRROR $LAB_SUITE-updates main"
+    echo "deb $LAB_SECURITY_MIRROR $LAB_SUITE-security main"
+} > "$root/etc/apt/sources.list"
 in_root debconf-set-selections < "$LAB_DIR/guest/debconf.seed"
 in_root apt-get -q update > "$work/apt.log" 2>&1 || { tail -n 30 "$work/apt.log" >&2; die "apt-get update failed"; }
 apt_install() {
@@ -65,7 +69,9 @@ apt_install() {
 }
 # The kernel first: kdump-tools' kernel hook (MODULES=dep) cannot work in a chroot.
 apt_install linux-image-amd64 initramfs-tools
-apt_install grub-pc xen-hypervisor-4.17-amd64 xen-utils-4.17 kexec-tools kdump-tools makedumpfile
+in_root apt-get -q -y upgrade >> "$work/apt.log" 2>&1 || die "apt-get upgrade failed"
+# xen-hypervisor-common (only Recommended) holds /etc/default/grub.d/xen.cfg: Xen entry as GRUB default.
+apt_install grub-pc xen-hypervisor-4.17-amd64 xen-hypervisor-common xen-utils-4.17 kexec-tools kdump-tools makedumpfile
 in_root apt-get clean
 rm -f "$root/usr/sbin/policy-rc.d"
 log "    packages installed ($((SECONDS - t0)) s)"
@@ -169,6 +175,7 @@ fi
 # Check the result from outside: the guest's Debian-generated grub.cfg is in place.
 debugfs -R 'cat /boot/grub/grub.cfg' "$disk?offset=1048576" 2>/dev/null > "$work/grub.cfg"
 grep -q '^### BEGIN /etc/grub.d/20_linux_xen ###' "$work/grub.cfg" || die "grub.cfg on the disk was not made by update-grub"
+grep -q 'set default="Debian GNU/Linux, with Xen hypervisor"' "$work/grub.cfg" || die "grub.cfg's default entry is not the Xen one"
 log "    first boot done ($((SECONDS - t0)) s)"
 
 {

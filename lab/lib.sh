@@ -9,6 +9,7 @@ LAB_NAME=${XENKDUMP_LAB_NAME:-lab}
 # Build-time parameters (part of the image recipe hash).
 LAB_SUITE=${XENKDUMP_LAB_SUITE:-bookworm}
 LAB_MIRROR=${XENKDUMP_LAB_MIRROR:-http://deb.debian.org/debian}
+LAB_SECURITY_MIRROR=${XENKDUMP_LAB_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 LAB_DISK_MB=${XENKDUMP_LAB_DISK_MB:-4096}
 LAB_XEN_OPTS=${XENKDUMP_LAB_XEN_OPTS:-console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M loglvl=all guest_loglvl=all}
 
