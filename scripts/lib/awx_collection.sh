@@ -2,16 +2,17 @@
 # awx.awx for awx/configure.yml's syntax check, lint and module-option checks.
 #
 # Galaxy is unreachable here and ansible >= 11 on PyPI no longer ships awx.awx; the last community
-# package that does (ansible 10.7.0) carries awx.awx 24.6.1, the last awx.awx release.  Take only that
+# package that does (ansible 10.7.0) carries awx.awx 24.6.1 (awxkit on PyPI is 24.6.1 too).  Take only that
 # collection out of its wheel (pip download, no install: it would replace .venv's ansible-core) and put it
-# beside the xenkdump.fleet link in .build/collections, the path scripts/test exports.
+# beside the xenkdump.fleet link in .build/collections, the path scripts/test exports. The wheel is
+# kept in ~/.cache/xenkdump/awx-collection for every clone.
 # Usage (sourced): awx_collection [COLLECTIONS_DIR]   -> prints the collections dir; idempotent.
 
 AWX_FROM_ANSIBLE=${AWX_FROM_ANSIBLE:-10.7.0}
 AWX_VERSION=${AWX_VERSION:-24.6.1}
 
 awx_collection() {
-    local root=${1:-.build/collections} dl=.cache/awx-collection
+    local root=${1:-.build/collections} dl=${XDG_CACHE_HOME:-$HOME/.cache}/xenkdump/awx-collection
     local dest="$root/ansible_collections/awx/awx"
     if [ -f "$dest/MANIFEST.json" ] && grep -q "\"version\": \"$AWX_VERSION\"" "$dest/MANIFEST.json"; then
         echo "$root"; return 0
