@@ -514,6 +514,16 @@ def _crash_region(dmesg_text: Optional[str], ckr: Optional[int],
                              "command line")
             elif dmesg_text is not None:
                 notes.append("no 'Kdump:' line in xl dmesg although kexec reports a region")
+        elif ckr == 0 and kdump is None and dmesg_text is not None and not region["console_rotated"]:
+            # Banner present, no Kdump: line, kexec says 0: both sources agree on "nothing".
+            region["source"] = "xl dmesg+kexec"
+            if requested:
+                notes.append("crashkernel=%s is on the Xen command line but Xen reserved nothing "
+                             "(no room for it below its limit, or it did not parse)"
+                             % xen_options.get("crashkernel"))
+            else:
+                notes.append("no crashkernel= on the Xen command line: add one (xen_crash_region "
+                             "sizes it, xen_cmdline sets it) and reboot")
     elif kdump is not None:
         region.update(reserved=False, size_bytes=0, start=None, source="xl dmesg")
         region["requested_size_bytes"] = kdump["size_bytes"]
@@ -527,7 +537,8 @@ def _crash_region(dmesg_text: Optional[str], ckr: Optional[int],
                          "(no room for it below its limit, or it did not parse)"
                          % xen_options.get("crashkernel"))
         else:
-            notes.append("no crashkernel= on the Xen command line")
+            notes.append("no crashkernel= on the Xen command line: add one (xen_crash_region "
+                         "sizes it, xen_cmdline sets it) and reboot")
     elif region["console_rotated"]:
         notes.append("the Xen console ring has rotated (no 'Xen version'/'Command line:' banner in "
                      "xl dmesg) and kexec --print-ckr-size is unavailable: the reservation is "
@@ -665,7 +676,7 @@ def gather(host: Host) -> Dict[str, Any]:
     facts["crash_region"] = _crash_region(dmesg_text, ckr, facts["xen_cmdline_options"])
     if facts["crash_region"]["reserved"] is False:
         problems.append("Xen has no crash region reserved: nothing can be loaded and a hypervisor "
-                        "crash will not be dumped. %s" % facts["crash_region"]["note"])
+                        "crash will not be dumped (%s)" % (facts["crash_region"]["note"] or "see crash_region"))
 
     bit = kexec.status_bit(host) if probe.get("present") else None
     facts["crash_kernel"] = dict(kexec.load_state(host, bit))

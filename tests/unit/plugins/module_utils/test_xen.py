@@ -407,11 +407,19 @@ def test_gather_crashkernel_reserved_nothing(tmp_path):
 
 
 def test_gather_no_crashkernel_at_all(tmp_path):
+    """The lab's fresh state: no crashkernel= on the Xen line, no Kdump: line, ckr size 0."""
     dmesg = fixture("xen-console-boot.txt").replace("(XEN) Kdump: 256MB (262144kB) at 0x4000000\n", "")
-    facts = xen.gather(xen417_dom0(tmp_path, answers={"xl dmesg": dmesg, "kexec --print-ckr-size": "0\n"}))
+    dmesg = dmesg.replace(" crashkernel=256M@64M", "")
+    info = fixture("xl-info.txt").replace(" crashkernel=256M@64M", "")
+    facts = xen.gather(xen417_dom0(tmp_path, answers={"xl dmesg": dmesg, "xl info": info,
+                                                      "kexec --print-ckr-size": "0\n"}))
+    assert "crashkernel" not in facts["xen_cmdline_options"]
     region = facts["crash_region"]
     assert region["reserved"] is False and region["size_bytes"] == 0
-    assert region["source"] == "kexec --print-ckr-size"
+    assert region["source"] == "xl dmesg+kexec"
+    assert region["note"].startswith("no crashkernel= on the Xen command line: add one")
+    assert any("no crash region reserved: nothing can be loaded and a hypervisor crash will not be "
+               "dumped (no crashkernel= on the Xen command line" in p for p in facts["problems"])
 
 
 def test_gather_sizes_disagree_trusts_kexec(tmp_path):
