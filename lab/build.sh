@@ -104,6 +104,7 @@ echo 'XENKDUMP_LAB=1' > "$root/etc/xenkdump-lab"
 # GRUB: modules where grub-install would put them, core.img from the guest's own GRUB.
 mkdir -p "$root/boot/grub/i386-pc"
 cp -a "$root"/usr/lib/grub/i386-pc/*.mod "$root"/usr/lib/grub/i386-pc/*.lst "$root/boot/grub/i386-pc/"
+in_root grub-editenv /boot/grub/grubenv create   # as grub-install does (grub-reboot, savedefault)
 in_root grub-mkimage -O i386-pc -o /tmp/core.img -p '(hd0,msdos1)/boot/grub' biosdisk part_msdos ext2
 mv "$root/tmp/core.img" "$work/core.img"
 cp "$root/usr/lib/grub/i386-pc/boot.img" "$work/boot.img"
