@@ -98,8 +98,12 @@ def test_module_load_idempotent_unload(capsys, dom0):
     assert rc == 0 and again["changed"] is False
 
 
-def test_module_mismatch_warns_and_reloads(capsys, dom0):
+def test_module_mismatch_warns_and_reloads(capsys, dom0, monkeypatch):
     _root, fake = dom0
+    # Other tests in the same process may import controller code, which flips module_utils'
+    # warn() to the controller's Display; a real module run is always target-side.
+    from ansible.module_utils import _internal
+    monkeypatch.setattr(_internal, "is_controller", False)
     run_module(capsys, {})
     fake.external_load()
     rc, result = run_module(capsys, {})
