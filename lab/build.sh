@@ -72,7 +72,7 @@ apt_install linux-image-amd64 initramfs-tools
 in_root apt-get -q -y upgrade >> "$work/apt.log" 2>&1 || die "apt-get upgrade failed"
 # xen-hypervisor-common (only Recommended) holds /etc/default/grub.d/xen.cfg: Xen entry as GRUB default.
 apt_install grub-pc xen-hypervisor-4.17-amd64 xen-hypervisor-common xen-utils-4.17 kexec-tools kdump-tools makedumpfile
-in_root apt-get clean
+# No `apt-get clean` here: the archives dir is the cache, bind-mounted (the image gets an empty one).
 rm -f "$root/usr/sbin/policy-rc.d"
 log "    packages installed ($((SECONDS - t0)) s)"
 

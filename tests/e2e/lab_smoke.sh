@@ -31,7 +31,9 @@ inv=$("$lab" up)
 t_up=$((SECONDS - t))
 say "lab up: ${t_up} s, inventory $inv"
 
-"$ansible" -i "$inv" all -m ansible.builtin.ping | tee /dev/stderr | grep -q '"ping": "pong"' || fail "ansible ping"
+ping_out=$("$ansible" -i "$inv" all -m ansible.builtin.ping) || fail "ansible ping: $ping_out"
+printf '%s\n' "$ping_out"
+grep -q '"ping": "pong"' <<<"$ping_out" || fail "ansible ping did not answer pong"
 say "ansible ping: pong"
 
 before=$("$lab" ssh "xl info | sed -n 's/^xen_commandline *: //p'")
@@ -40,7 +42,9 @@ say "xen_commandline before: $before"
 "$lab" ssh "grep -q 'multiboot2.*xen' /boot/grub/grub.cfg && grep -q '20_linux_xen' /boot/grub/grub.cfg" \
     || fail "guest grub.cfg is not update-grub's"
 
-"$lab" ssh "sed -i 's/^GRUB_CMDLINE_XEN_DEFAULT=\"\\(.*\\)\"/GRUB_CMDLINE_XEN_DEFAULT=\"\\1 crashkernel=256M<4G\"/' /etc/default/grub \
+# GRUB script treats a bare '<' as a syntax error (update-grub fails, grub.cfg unchanged):
+# /etc/default/grub needs crashkernel=256M\<4G; GRUB passes crashkernel=256M<4G to Xen.
+"$lab" ssh "sed -i 's/^GRUB_CMDLINE_XEN_DEFAULT=\"\\(.*\\)\"/GRUB_CMDLINE_XEN_DEFAULT=\"\\1 crashkernel=256M\\\\<4G\"/' /etc/default/grub \
     && grep ^GRUB_CMDLINE_XEN_DEFAULT= /etc/default/grub && update-grub 2>&1 | tail -n 2"
 "$lab" boot-id >/dev/null
 t=$SECONDS
