@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # xenkdump.fleet Xen lab: build the golden disk image (Debian + Xen 4.17) from Debian's packages.
 # Copyright: xenkdump.fleet developers; GPL-3.0-or-later.
 #

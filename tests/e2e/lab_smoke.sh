@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # xenkdump.fleet: smoke test of the Xen lab itself (not of the collection).
 # Copyright: xenkdump.fleet developers; GPL-3.0-or-later.
 #

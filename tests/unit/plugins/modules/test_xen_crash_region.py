@@ -17,7 +17,7 @@ from conftest import REPO
 from ansible_collections.xenkdump.fleet.plugins.module_utils import crashkernel as ck
 from ansible_collections.xenkdump.fleet.plugins.modules import xen_crash_region
 
-FIXTURE_LINE = "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M crashkernel=256M@64M " "loglvl=all guest_loglvl=all noreboot"
+FIXTURE_LINE = "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M crashkernel=256M@64M loglvl=all guest_loglvl=all noreboot"
 
 
 def run_module(capsys, args):
