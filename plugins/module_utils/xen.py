@@ -474,6 +474,15 @@ def _run_xl(host: Host, xl_path: str, args: Sequence[str]) -> str:
     return result.stdout or ""
 
 
+
+def _nothing_reserved_note(requested: bool, xen_options: Dict[str, Optional[str]]) -> str:
+    """What to tell the user when Xen reserved no crash region."""
+    if requested:
+        return ("crashkernel=%s is on the Xen command line but Xen reserved nothing "
+                "(no room for it below its limit, or it did not parse)" % xen_options.get("crashkernel"))
+    return ("no crashkernel= on the Xen command line: add one (xen_crash_region "
+            "sizes it, xen_cmdline sets it) and reboot")
+
 def _crash_region(dmesg_text: Optional[str], ckr: Optional[int],
                   xen_options: Dict[str, Optional[str]]) -> Dict[str, Any]:
     region: Dict[str, Any] = {"reserved": None, "size_bytes": None, "size_mb": None,
@@ -517,13 +526,7 @@ def _crash_region(dmesg_text: Optional[str], ckr: Optional[int],
         elif ckr == 0 and kdump is None and dmesg_text is not None and not region["console_rotated"]:
             # Banner present, no Kdump: line, kexec says 0: both sources agree on "nothing".
             region["source"] = "xl dmesg+kexec"
-            if requested:
-                notes.append("crashkernel=%s is on the Xen command line but Xen reserved nothing "
-                             "(no room for it below its limit, or it did not parse)"
-                             % xen_options.get("crashkernel"))
-            else:
-                notes.append("no crashkernel= on the Xen command line: add one (xen_crash_region "
-                             "sizes it, xen_cmdline sets it) and reboot")
+            notes.append(_nothing_reserved_note(requested, xen_options))
     elif kdump is not None:
         region.update(reserved=False, size_bytes=0, start=None, source="xl dmesg")
         region["requested_size_bytes"] = kdump["size_bytes"]
@@ -532,13 +535,7 @@ def _crash_region(dmesg_text: Optional[str], ckr: Optional[int],
     elif dmesg_text is not None and not region["console_rotated"]:
         # The boot banner is there and Xen printed no Kdump: line: nothing was reserved.
         region.update(reserved=False, size_bytes=0, source="xl dmesg")
-        if requested:
-            notes.append("crashkernel=%s is on the Xen command line but Xen reserved nothing "
-                         "(no room for it below its limit, or it did not parse)"
-                         % xen_options.get("crashkernel"))
-        else:
-            notes.append("no crashkernel= on the Xen command line: add one (xen_crash_region "
-                         "sizes it, xen_cmdline sets it) and reboot")
+        notes.append(_nothing_reserved_note(requested, xen_options))
     elif region["console_rotated"]:
         notes.append("the Xen console ring has rotated (no 'Xen version'/'Command line:' banner in "
                      "xl dmesg) and kexec --print-ckr-size is unavailable: the reservation is "
