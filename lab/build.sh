@@ -46,7 +46,7 @@ mount_in_root() { mount "$@"; mounted+=("${!#}"); }
 
 log "1/4 debootstrap $LAB_SUITE from $LAB_MIRROR"
 debootstrap --variant=minbase --cache-dir="$LAB_CACHE/debs" \
-    --include=systemd-sysv,udev,kmod,iproute2,procps,openssh-server,python3,python3-pyelftools,less,zstd,xz-utils,debconf-utils,e2fsprogs \
+    --include=systemd-sysv,dbus,udev,kmod,iproute2,procps,openssh-server,python3,python3-pyelftools,less,zstd,xz-utils,debconf-utils,e2fsprogs \
     "$LAB_SUITE" "$root" "$LAB_MIRROR" > "$work/debootstrap.log" 2>&1 \
     || { tail -n 30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
 log "    debootstrap done ($((SECONDS - t0)) s)"
