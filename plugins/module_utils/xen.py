@@ -474,7 +474,6 @@ def _run_xl(host: Host, xl_path: str, args: Sequence[str]) -> str:
     return result.stdout or ""
 
 
-
 def _nothing_reserved_note(requested: bool, xen_options: Dict[str, Optional[str]]) -> str:
     """What to tell the user when Xen reserved no crash region."""
     if requested:
@@ -482,6 +481,7 @@ def _nothing_reserved_note(requested: bool, xen_options: Dict[str, Optional[str]
                 "(no room for it below its limit, or it did not parse)" % xen_options.get("crashkernel"))
     return ("no crashkernel= on the Xen command line: add one (xen_crash_region "
             "sizes it, xen_cmdline sets it) and reboot")
+
 
 def _crash_region(dmesg_text: Optional[str], ckr: Optional[int],
                   xen_options: Dict[str, Optional[str]]) -> Dict[str, Any]:
