@@ -13,10 +13,11 @@ import sys
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 
 import coredump_builder as cb
 from conftest import REPO, XEN417
+
+import modrun
 
 from ansible_collections.xenkdump.fleet.plugins.modules import vmcore_info
 
@@ -24,10 +25,7 @@ VMCORE_FULL_SIZE = 2952261632
 
 
 def run_module(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            vmcore_info.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
+    return modrun.run_module(capsys, vmcore_info.main, args)
 
 
 @pytest.fixture

@@ -15,13 +15,14 @@ import sys
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 
 from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, "tests", "unit", "plugins", "module_utils"))
 
 from test_kexec_fakes import KEXEC, MIB, RELEASE, FakeXen, host_for, make_dom0  # noqa: E402
+
+import modrun
 
 from ansible_collections.xenkdump.fleet.plugins.module_utils import kexec  # noqa: E402
 from ansible_collections.xenkdump.fleet.plugins.modules import xen_crash_kernel  # noqa: E402
@@ -30,11 +31,7 @@ NOT_XEN = not os.path.exists("/proc/xen")
 
 
 def run_module(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            xen_crash_kernel.main()
-    out = capsys.readouterr().out
-    return exc.value.code, json.loads(out)
+    return modrun.run_module(capsys, xen_crash_kernel.main, args)
 
 
 # --------------------------------------------------------------------------- this real machine

@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 
 from conftest import REPO
+
+import modrun
 
 from ansible_collections.xenkdump.fleet.plugins.module_utils import crashkernel as ck
 from ansible_collections.xenkdump.fleet.plugins.modules import xen_crash_region
@@ -21,11 +22,7 @@ FIXTURE_LINE = "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M crashkerne
 
 
 def run_module(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            xen_crash_region.main()
-    out = capsys.readouterr().out
-    return exc.value.code, json.loads(out)
+    return modrun.run_module(capsys, xen_crash_region.main, args)
 
 
 def explicit(**kw):

@@ -15,9 +15,10 @@ import sys
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 
 from conftest import REPO
+
+import modrun
 
 from ansible_collections.xenkdump.fleet.plugins.modules import xen_facts
 
@@ -27,11 +28,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def run_module(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            xen_facts.main()
-    out = capsys.readouterr().out
-    return exc.value.code, json.loads(out)
+    return modrun.run_module(capsys, xen_facts.main, args)
 
 
 def test_reports_not_dom0_without_failing(capsys):
