@@ -46,13 +46,19 @@ sys.exit(rc)
 
 
 class Rig(object):
-    def __init__(self, tmp: Path, dom0: bool = True) -> None:
+    def __init__(self, tmp: Path, dom0: bool = True, xenfs: bool = True, uuid: str = "") -> None:
         self.tmp = tmp
         self.root = tmp / "sysroot"
         (self.root / "proc/sys/kernel/random").mkdir(parents=True)
         (self.root / "proc/sys/kernel/random/boot_id").write_text("11111111-2222-3333-4444-555555555555\n")
         (self.root / "proc/xen").mkdir(parents=True)
-        (self.root / "proc/xen/capabilities").write_text("control_d\n" if dom0 else "")
+        if xenfs:  # early in boot xenfs is not mounted yet: /proc/xen is an empty directory
+            (self.root / "proc/xen/capabilities").write_text("control_d\n" if dom0 else "")
+        # The kernel's Xen sysfs, there from the first instant: dom0's domain handle is all zeros.
+        (self.root / "sys/hypervisor").mkdir(parents=True)
+        (self.root / "sys/hypervisor/type").write_text("xen\n")
+        (self.root / "sys/hypervisor/uuid").write_text(
+            (uuid or ("00000000-0000-0000-0000-000000000000" if dom0 else "6b1d3c1e-2f0a-4f7e-9a51-0c1d2e3f4a5b")) + "\n")
         (self.root / "dev/xen").mkdir(parents=True)
         (self.root / "dev/xen/privcmd").write_text("")
         (self.root / "boot").mkdir()
@@ -75,6 +81,7 @@ class Rig(object):
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         env = dict(os.environ, XENKDUMP_LOAD_CAPS=str(self.root / "proc/xen/capabilities"),
+                   XENKDUMP_LOAD_SYS_HYPERVISOR=str(self.root / "sys/hypervisor"),
                    XENKDUMP_LOAD_PRIVCMD=str(self.root / "dev/xen/privcmd"),
                    XENKDUMP_LOAD_BOOT_ID=str(self.root / "proc/sys/kernel/random/boot_id"),
                    XENKDUMP_LOAD_RECORD=str(self.root / "run/xenkdump/crash-kernel.json"))
@@ -165,11 +172,37 @@ def test_not_a_dom0(tmp_path):
     rig = Rig(tmp_path, dom0=False)
     assert rig.run("is-not-dom0").returncode == 0
     res = rig.run("start", str(rig.config))
-    assert res.returncode == 1 and "not a Xen dom0" in res.stderr
+    # a domU: nothing to load, and not a failed unit
+    assert res.returncode == 0 and "not a Xen dom0" in res.stderr
     assert not rig.state.exists()
     dom0 = Rig(tmp_path / "d0")
     res = dom0.run("is-not-dom0")
     assert res.returncode == 1 and "skipped" in res.stderr
+
+
+def test_early_boot_before_xenfs_is_mounted(tmp_path):
+    """Seen on the lab: kdump-tools.service (Before=basic.target) and a unit conditioned on
+    /proc/xen/capabilities ran before Debian's xen.service mounted xenfs, so the dom0 was taken
+    for a non-dom0.  The sysfs domain handle tells them apart from the start."""
+    dom0 = Rig(tmp_path / "d0", xenfs=False)
+    assert dom0.run("is-not-dom0").returncode == 1
+    res = dom0.run("start", str(dom0.config))
+    assert res.returncode == 0, res.stderr
+    assert dom0.xen()["loaded"] is True
+    domu = Rig(tmp_path / "du", dom0=False, xenfs=False)
+    assert domu.run("is-not-dom0").returncode == 0
+    assert domu.run("start", str(domu.config)).returncode == 0 and not domu.state.exists()
+    bare = Rig(tmp_path / "bm", dom0=False, xenfs=False)
+    (bare.root / "sys/hypervisor/type").write_text("")
+    (bare.root / "sys/hypervisor/uuid").unlink()
+    assert bare.run("is-not-dom0").returncode == 0
+
+
+def test_dom0_without_privcmd_fails_the_unit(tmp_path):
+    rig = Rig(tmp_path)
+    (rig.root / "dev/xen/privcmd").unlink()
+    res = rig.run("start", str(rig.config))
+    assert res.returncode == 1 and "privcmd" in res.stderr and not rig.state.exists()
 
 
 def test_refuses_hvc0_and_missing_kernel(tmp_path):

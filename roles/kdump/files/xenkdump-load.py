@@ -15,8 +15,9 @@ load AND unload.  The record's `swaps` counter (loads + unloads since boot) is w
 tells whether the bit means "loaded".
 
 Commands:
-  start            wait for the Xen control interface, load unless the record shows the
-                   same kernel/initrd/append already loaded this boot
+  start            on a dom0: wait for the Xen control interface, load unless the record
+                   shows the same kernel/initrd/append already loaded this boot; elsewhere
+                   say so and exit 0
   stop             unload (only when the record says loaded)
   reload           unload + load
   reload-if-changed  load again when the kernel/initrd/append differ from the record
@@ -38,6 +39,7 @@ import time
 CONFIG = os.environ.get("XENKDUMP_LOAD_CONFIG", "/etc/xenkdump/crash-kernel.json")
 RECORD = os.environ.get("XENKDUMP_LOAD_RECORD", "/run/xenkdump/crash-kernel.json")
 CAPS = os.environ.get("XENKDUMP_LOAD_CAPS", "/proc/xen/capabilities")
+SYS_HYPERVISOR = os.environ.get("XENKDUMP_LOAD_SYS_HYPERVISOR", "/sys/hypervisor")
 PRIVCMD = os.environ.get("XENKDUMP_LOAD_PRIVCMD", "/dev/xen/privcmd")
 BOOT_ID = os.environ.get("XENKDUMP_LOAD_BOOT_ID", "/proc/sys/kernel/random/boot_id")
 HISTORY_MAX = 50
@@ -49,12 +51,26 @@ def log(msg):
     sys.stderr.flush()
 
 
-def is_dom0():
+def _read(path):
     try:
-        with open(CAPS) as handle:
-            return "control_d" in handle.read()
+        with open(path) as handle:
+            return handle.read().strip()
     except (IOError, OSError):
+        return None
+
+
+def is_dom0():
+    """Xen dom0?  /proc/xen/capabilities says so once xenfs is mounted; early in boot it is not
+    (Debian mounts it in the xen init script, after basic.target, where kdump-tools.service has
+    already run), so also accept what the kernel's Xen sysfs shows from the start: hypervisor
+    type "xen" and domain handle (uuid) all zeros, which only domain 0 has."""
+    caps = _read(CAPS)
+    if caps is not None and caps != "":
+        return "control_d" in caps
+    if _read(os.path.join(SYS_HYPERVISOR, "type")) != "xen":
         return False
+    uuid = _read(os.path.join(SYS_HYPERVISOR, "uuid"))
+    return uuid is not None and uuid.replace("-", "").strip("0") == "" and len(uuid) > 0
 
 
 def boot_id():
@@ -165,9 +181,10 @@ def status_bit(cfg):
 
 
 def wait_for_xen(seconds):
+    """Wait for the Xen control interface (privcmd) that kexec's libxenctrl opens."""
     deadline = time.monotonic() + seconds
     while True:
-        if is_dom0() and os.path.exists(PRIVCMD):
+        if os.path.exists(PRIVCMD):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -243,9 +260,13 @@ def execute(cfg, action, argv, record, wanted):
 
 
 def cmd_start(cfg, force=False, only_if_changed=False):
+    if not is_dom0():
+        log("not a Xen dom0 (%s, %s/uuid): nothing to load into a hypervisor" % (CAPS, SYS_HYPERVISOR))
+        return 0
     wait = int(cfg.get("wait_seconds", 120))
     if not wait_for_xen(wait):
-        log("not a Xen dom0, or %s missing after %ss: nothing loaded" % (PRIVCMD, wait))
+        log("Xen dom0, but %s is still missing after %ss (xen-privcmd not loaded?): nothing loaded"
+            % (PRIVCMD, wait))
         return 1
     wanted = fingerprint(cfg)
     bit = status_bit(cfg)
