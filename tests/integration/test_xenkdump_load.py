@@ -175,6 +175,10 @@ def test_not_a_dom0(tmp_path):
     # a domU: nothing to load, and not a failed unit
     assert res.returncode == 0 and "not a Xen dom0" in res.stderr
     assert not rig.state.exists()
+    # the role writes no loader config on a non-dom0: the unit still starts and stops cleanly
+    for cmd in ("start", "stop", "reload"):
+        res = rig.run(cmd, str(tmp_path / "no-such-config.json"))
+        assert res.returncode == 0 and "not a Xen dom0" in res.stderr, (cmd, res.stderr)
     dom0 = Rig(tmp_path / "d0")
     res = dom0.run("is-not-dom0")
     assert res.returncode == 1 and "skipped" in res.stderr

@@ -260,9 +260,6 @@ def execute(cfg, action, argv, record, wanted):
 
 
 def cmd_start(cfg, force=False, only_if_changed=False):
-    if not is_dom0():
-        log("not a Xen dom0 (%s, %s/uuid): nothing to load into a hypervisor" % (CAPS, SYS_HYPERVISOR))
-        return 0
     wait = int(cfg.get("wait_seconds", 120))
     if not wait_for_xen(wait):
         log("Xen dom0, but %s is still missing after %ss (xen-privcmd not loaded?): nothing loaded"
@@ -322,6 +319,10 @@ def main(argv):
         return 0
     if command == "status":
         return cmd_status()
+    if command in ("start", "reload", "reload-if-changed", "stop") and not is_dom0():
+        # before reading the config: on a non-dom0 the role writes none (nothing to load)
+        log("not a Xen dom0 (%s, %s/uuid): nothing to %s" % (CAPS, SYS_HYPERVISOR, command))
+        return 0
     try:
         cfg = load_config(config)
         if command == "start":
