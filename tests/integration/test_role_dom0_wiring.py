@@ -2,7 +2,7 @@
 # Copyright (c) xenkdump.fleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The kdump role's dom0 path, which no container can take (no Xen), driven on this machine in
-check mode with stand-ins for the five modules answering in their documented shapes
+check mode with stand-ins for the five Xen modules (config_state, read-only, is the real one) answering in their documented shapes
 (tests/integration/dom0/stub_module.py). What is under test is the ROLE: which module it calls
 with what, what it decides (reboot, load), and what its verification reports. The modules'
 own logic is tested in tests/unit; the real thing runs in the Xen lab (tests/e2e)."""
@@ -42,6 +42,9 @@ def run_role(tmp_path: Path, scenario: dict, *extra: str):
     os.symlink(REPO / "roles", coll / "roles")
     for name in ("xen_facts", "xen_crash_region", "xen_cmdline", "xen_crash_kernel", "vmcore_info"):
         shutil.copy(HERE / "stub_module.py", coll / "plugins" / "modules" / (name + ".py"))
+    # config_state only reads: the real one runs (in check mode, on this machine's files)
+    shutil.copy(REPO / "plugins" / "modules" / "config_state.py", coll / "plugins" / "modules" / "config_state.py")
+    os.symlink(REPO / "plugins" / "module_utils", coll / "plugins" / "module_utils")
     scen = tmp_path / "scenario.json"
     scen.write_text(json.dumps(scenario))
     log = tmp_path / "calls.jsonl"
