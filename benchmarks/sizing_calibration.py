@@ -103,7 +103,7 @@ class Lab:
         return p.stdout
 
     def ssh(self, cmd: str, check: bool = True, timeout: float = 300) -> Tuple[int, str]:
-        p = subprocess.run([LAB, "ssh", cmd], env=self.env(), stdout=subprocess.PIPE,
+        p = subprocess.run([LAB, "ssh", cmd], env=self.env(), stdout=subprocess.PIPE, check=False,
                            stderr=subprocess.STDOUT, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         if check and p.returncode != 0:
             raise RuntimeError("lab ssh %r failed (%d): %s" % (cmd, p.returncode, p.stdout[-2000:]))
@@ -116,7 +116,7 @@ class Lab:
         return self.run("inventory").strip()
 
     def running(self) -> bool:
-        return subprocess.run([LAB, "status"], env=self.env(), stdout=subprocess.DEVNULL,
+        return subprocess.run([LAB, "status"], env=self.env(), stdout=subprocess.DEVNULL, check=False,
                               stderr=subprocess.DEVNULL).returncode == 0
 
     def kill(self) -> None:
@@ -153,7 +153,7 @@ def prepare(lab: Lab, mem: int, cpus: int, outdir: str) -> None:
         else:
             log("fresh lab instance '%s'" % lab.name)
             lab.run("up", mem=mem, cpus=cpus)
-    rc, _ = lab.ssh("test -e /var/lib/xenkdump-bench/grub-hacked", check=False)
+    rc, dummy = lab.ssh("test -e /var/lib/xenkdump-bench/grub-hacked", check=False)
     if rc == 0:
         log("instance already prepared")
         return
@@ -210,11 +210,11 @@ def try_size(lab: Lab, mem: int, cpus: int, size_mb: int, args: argparse.Namespa
         lab.run("stop")
     lab.run("start", mem=mem, cpus=cpus)
     res["boot_s"] = round(time.time() - t0)
-    _, dmesg = lab.ssh("xl dmesg | grep -E 'Kdump: [0-9]+MB|Command line' || true")
+    dummy, dmesg = lab.ssh("xl dmesg | grep -E 'Kdump: [0-9]+MB|Command line' || true")
     res["xen_says"] = " | ".join(l.strip() for l in dmesg.splitlines())
     if "Kdump: %dMB" % size_mb not in dmesg:
         raise RuntimeError("Xen did not reserve %d MiB (grubenv not applied?): %s" % (size_mb, dmesg))
-    _, unit = lab.ssh("systemctl is-active xenkdump-load.service; kexec -S -p; echo status=$?; "
+    dummy, unit = lab.ssh("systemctl is-active xenkdump-load.service; kexec -S -p; echo status=$?; "
                       "journalctl -b -u xenkdump-load.service --no-pager -o cat | tail -n 5", check=False)
     res["load"] = unit.strip().splitlines()
     if not unit.startswith("active"):
@@ -258,8 +258,8 @@ def try_size(lab: Lab, mem: int, cpus: int, size_mb: int, args: argparse.Namespa
     if os.path.exists(report_path):
         with open(report_path) as fh:
             report = json.load(fh)
-    res["report"] = {k: report.get(k) for k in ("dump", "size_bytes", "format", "valid", "problems",
-                                                 "xen_version", "cpus", "crash_to_back_seconds") if k in report}
+    keys = ("dump", "size_bytes", "format", "kind", "valid", "problems", "xen_version", "cpus", "crash_to_back_seconds")
+    res["report"] = {k: report.get(k) for k in keys if k in report}
     ok = (stopped is None and result.get("rc") == 0 and report.get("valid") is True
           and (report.get("size_bytes") or 0) > 0)
     res["outcome"] = "pass" if ok else "fail"
@@ -366,7 +366,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
     configs = []
     for c in args.configs.split(","):
-        m, _, n = c.partition("x")
+        m, dummy, n = c.partition("x")
         configs.append((int(m), int(n)))
     tries = [] if args.fresh else load_results(args.results)
     if args.summary_only:
@@ -389,8 +389,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 log("%d MiB x %d CPUs: trying crashkernel=%dM,below=4G (known: %s)" % (
                     mem, cpus, nxt, ", ".join("%d %s" % kv for kv in sorted(known.items())) or "nothing"))
                 res = try_size(lab, mem, cpus, nxt, args, outdir)
-                log("  -> %s in %d s%s" % (res["outcome"], res["total_s"],
-                                            (": " + res["reason"]) if res.get("reason") else ""))
+                why = (": " + res["reason"]) if res.get("reason") else ""
+                log("  -> %s in %d s%s" % (res["outcome"], res["total_s"], why))
                 tries.append(res)
                 save_results(args.results, tries, summarise(tries, configs, args.step))
                 n += 1

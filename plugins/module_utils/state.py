@@ -170,7 +170,7 @@ def debconf_state(host: Host, answers: Sequence[Dict[str, Any]]) -> Dict[str, An
             # "* kexec-tools/load_kexec: false" (the * marks an answer that was seen/set)
             text = line.strip().lstrip("*").strip()
             if ":" in text:
-                key, _, value = text.partition(":")
+                key, dummy, value = text.partition(":")
                 current[key.strip()] = value.strip()
     out = {}
     for a in answers:
@@ -192,12 +192,11 @@ def unit_state(host: Host, units: Sequence[str]) -> Dict[str, Any]:
     if not tool:
         return {u: {"unit_file_state": None, "active_state": None, "error": "no systemctl"} for u in names}
     res = host.run([tool, "show", "--property=Id,UnitFileState,ActiveState"] + names)
-    blocks = [b for b in res.stdout.split("\n\n")]
     parsed: List[Dict[str, str]] = []
-    for block in blocks:
+    for block in res.stdout.split("\n\n"):
         props = {}
         for line in block.splitlines():
-            key, _, value = line.partition("=")
+            key, dummy, value = line.partition("=")
             if key:
                 props[key] = value
         if props:

@@ -20,7 +20,7 @@ description:
     manages on the controller, calls this once, and runs its writing tasks only for what
     differs, so a converged host costs one round trip here instead of one or two per file
     (figures in docs/performance.md).
-  - The comparison is exact, never a remembered stamp: a file edited by hand shows as drifted.
+  - The comparison is exact, never a remembered stamp; a file edited by hand shows as drifted.
 author: xenkdump.fleet developers (@xenkdump)
 options:
   files:
@@ -58,8 +58,10 @@ options:
 attributes:
   check_mode:
     support: full
+    description: The module only reads; check mode runs the same reads and returns the same result.
   diff_mode:
     support: none
+    description: Nothing is changed.
 notes:
   - Error code C(XK601) (bad input) is in docs/troubleshooting.md.
 """

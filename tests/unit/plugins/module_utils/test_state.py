@@ -47,7 +47,7 @@ def write(root, path, text, mode=0o644):
 
 
 def test_files_exact_comparison(tmp_path):
-    host, root, _ = make_host(tmp_path)
+    host, root, dummy = make_host(tmp_path)
     write(root, "/etc/a", "same\n")
     write(root, "/etc/b", "old\n")
     write(root, "/etc/c", "same\n", 0o600)
@@ -72,7 +72,7 @@ def test_files_exact_comparison(tmp_path):
 
 
 def test_owner_and_group(tmp_path):
-    host, root, _ = make_host(tmp_path)
+    host, root, dummy = make_host(tmp_path)
     write(root, "/etc/a", "x")
     res = state.read_state(host, files=[{"path": "/etc/a", "content": "x", "owner": "root" if UID else "me",
                                          "group": "nosuchgroup"}])
@@ -85,7 +85,7 @@ def test_owner_and_group(tmp_path):
 
 
 def test_directories(tmp_path):
-    host, root, _ = make_host(tmp_path)
+    host, root, dummy = make_host(tmp_path)
     (root / "var/crash").mkdir(parents=True)
     (root / "var/crash").chmod(0o700)
     write(root, "/etc/notdir", "")
@@ -100,7 +100,7 @@ def test_directories(tmp_path):
 
 def test_packages_dpkg(tmp_path):
     out = "kexec-tools installed\nkdump-tools config-files\nmakedumpfile installed\n"
-    host, _, calls = make_host(tmp_path, {"dpkg-query": CommandResult(1, out, "dpkg-query: no packages found matching nfs-common\n")})
+    host, dummy, calls = make_host(tmp_path, {"dpkg-query": CommandResult(1, out, "dpkg-query: no packages found matching nfs-common\n")})
     res = state.read_state(host, packages=["kexec-tools", "kdump-tools", "makedumpfile", "nfs-common"], pkg_mgr="apt")
     assert res["packages"]["missing"] == ["kdump-tools", "nfs-common"]
     assert res["packages"]["installed"] == ["kexec-tools", "makedumpfile"]
@@ -111,7 +111,7 @@ def test_packages_dpkg(tmp_path):
 
 def test_packages_rpm(tmp_path):
     out = "kexec-tools\npackage makedumpfile is not installed\n"
-    host, _, calls = make_host(tmp_path, {"rpm": CommandResult(1, out, "")})
+    host, dummy, calls = make_host(tmp_path, {"rpm": CommandResult(1, out, "")})
     res = state.read_state(host, packages=["kexec-tools", "makedumpfile"], pkg_mgr="zypper")
     assert res["packages"]["missing"] == ["makedumpfile"]
     assert calls[0][:4] == ["/usr/bin/rpm", "-q", "--qf", "%{NAME}\n"]
@@ -120,7 +120,7 @@ def test_packages_rpm(tmp_path):
 def test_debconf(tmp_path):
     out = ("* kexec-tools/load_kexec: false\n  kexec-tools/use_grub_config: true\n"
            "* kdump-tools/use_kdump: true\n")
-    host, _, calls = make_host(tmp_path, {"debconf-show": CommandResult(0, out, "")})
+    host, dummy, calls = make_host(tmp_path, {"debconf-show": CommandResult(0, out, "")})
     answers = [{"name": "kexec-tools", "question": "kexec-tools/load_kexec", "value": "false"},
                {"name": "kexec-tools", "question": "kexec-tools/use_grub_config", "value": "false"},
                {"name": "kdump-tools", "question": "kdump-tools/use_kdump", "value": "true"}]
@@ -134,7 +134,7 @@ def test_debconf(tmp_path):
 def test_units(tmp_path):
     out = ("Id=xenkdump-load.service\nUnitFileState=enabled\nActiveState=active\n\n"
            "Id=kdump-tools.service\nUnitFileState=disabled\nActiveState=inactive\n")
-    host, _, calls = make_host(tmp_path, {"systemctl": CommandResult(0, out, "")})
+    host, dummy, calls = make_host(tmp_path, {"systemctl": CommandResult(0, out, "")})
     res = state.read_state(host, units=["xenkdump-load.service", "kdump-tools.service"])
     assert res["units"]["xenkdump-load.service"] == {"unit_file_state": "enabled", "active_state": "active"}
     assert res["units"]["kdump-tools.service"]["unit_file_state"] == "disabled"
@@ -165,7 +165,7 @@ def test_no_systemd_no_tools(tmp_path):
     ({"debconf": [{"name": "x", "value": "1"}]}, "needs a question"),
 ])
 def test_bad_input(tmp_path, kwargs, needle):
-    host, _, _ = make_host(tmp_path)
+    host, dummy, dummy2 = make_host(tmp_path)
     with pytest.raises(state.StateInputError) as exc:
         state.read_state(host, **kwargs)
     assert needle in str(exc.value) and "[XK601]" in str(exc.value)
