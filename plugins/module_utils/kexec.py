@@ -567,6 +567,34 @@ def default_initrd(host: Host, release: str) -> Tuple[str, str]:
     return "/boot/initrd.img-%s" % release, "the boot initrd (%s does not exist)" % kdump
 
 
+def crash_image_sizes(host: Host) -> Dict[str, Any]:
+    """What the sizing model needs to know about this host's crash kernel, read from the host:
+    the running kernel's ``init_size`` (bzImage header) and the size of kdump-tools' crash
+    initrd.  Each is None when it cannot be read (no image, no crash initrd yet on a host where
+    kdump-tools is not installed): the model then uses its estimate.  Never raises."""
+    out: Dict[str, Any] = {"kernel": None, "kernel_init_size": None, "initrd": None, "initrd_size": None,
+                           "notes": []}
+    try:
+        release = running_release(host)
+    except XenKdumpError as exc:
+        out["notes"].append(exc.detail)
+        return out
+    kernel = default_kernel(host, release)
+    out["kernel"] = kernel
+    try:
+        from ansible_collections.xenkdump.fleet.plugins.module_utils.elfcore import kernel_image_info
+        out["kernel_init_size"] = int(kernel_image_info(host.p(kernel))["init_size"])
+    except XenKdumpError as exc:
+        out["notes"].append("kernel init_size unknown (%s): the model's estimate is used" % exc.detail)
+    kdump = "/var/lib/kdump/initrd.img-%s" % release
+    try:
+        out["initrd_size"] = os.path.getsize(host.p(kdump))
+        out["initrd"] = kdump
+    except OSError:
+        out["notes"].append("no crash initrd %s yet: the model's estimate is used" % kdump)
+    return out
+
+
 def default_capture_unit(host: Host) -> Optional[str]:
     for path in CAPTURE_UNIT_FILES:
         if host.exists(path):

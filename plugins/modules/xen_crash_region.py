@@ -89,11 +89,17 @@ options:
   kernel_init_size:
     description:
       - The crash kernel's C(init_size) in bytes (bzImage setup header, offset C(0x260)).
-        Default is the figure of a Debian 12 6.1 kernel (66682880).
+      - When the module reads the host itself (some of O(total_memory_mb), O(nr_cpus),
+        O(xen_commandline) left out) and this is left out, it is read from the running kernel's
+        image C(/boot/vmlinuz-<release>); when that cannot be read, the figure of a Debian 12 6.1
+        kernel (66682880) is used. See RV(image_sizes).
     type: int
   initrd_size:
     description:
-      - The crash kernel's initrd size in bytes. Default 32 MiB.
+      - The crash kernel's initrd size in bytes.
+      - Read on the host like O(kernel_init_size), from kdump-tools' crash initrd
+        C(/var/lib/kdump/initrd.img-<release>); when there is none yet (kdump-tools not installed),
+        the model's estimate for such an initrd is used (docs/sizing.md).
     type: int
 attributes:
   check_mode:
@@ -225,6 +231,13 @@ inputs_source:
   type: str
   returned: success
   sample: explicit
+image_sizes:
+  description:
+    - With RV(inputs_source=facts), the crash kernel image and crash initrd the sizes were read from
+      (null when not read) and notes on what could not be read; null otherwise.
+  type: dict
+  returned: success
+  sample: {"kernel": "/boot/vmlinuz-6.1.0-56-amd64", "initrd": "/var/lib/kdump/initrd.img-6.1.0-56-amd64", "notes": []}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -273,6 +286,7 @@ def main():
     inputs = {name: p[name] for name in NEEDED + ("dom0_cmdline", "reserved_mb")}
     reserved_start = None
     source = "explicit"
+    image_sizes = None
     try:
         if any(p[name] is None for name in NEEDED):
             facts = _live_facts(module)
@@ -290,6 +304,15 @@ def main():
             if still:
                 raise crashkernel.PlanInputsMissing(
                     "The host facts do not include %s (see xen_facts problems)." % ", ".join(still))
+        if source == "facts" and (p["kernel_init_size"] is None or p["initrd_size"] is None):
+            # Planning for this host: size for its own crash kernel and initrd when they can be read.
+            from ansible_collections.xenkdump.fleet.plugins.module_utils import kexec
+            sizes = kexec.crash_image_sizes(hostio.host_from_module(module))
+            image_sizes = {"kernel": sizes["kernel"], "initrd": sizes["initrd"], "notes": sizes["notes"]}
+            if p["kernel_init_size"] is None:
+                p["kernel_init_size"] = sizes["kernel_init_size"]
+            if p["initrd_size"] is None:
+                p["initrd_size"] = sizes["initrd_size"]
         result = crashkernel.plan(
             total_memory_mb=inputs["total_memory_mb"], nr_cpus=inputs["nr_cpus"],
             xen_commandline=inputs["xen_commandline"], dom0_cmdline=inputs["dom0_cmdline"],
@@ -302,7 +325,7 @@ def main():
         errors.fail_json_from(module, exc)
         return
     out = result.as_dict()
-    module.exit_json(changed=False, inputs_source=source, **out)
+    module.exit_json(changed=False, inputs_source=source, image_sizes=image_sizes, **out)
 
 
 if __name__ == "__main__":
