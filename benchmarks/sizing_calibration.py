@@ -131,10 +131,14 @@ def ansible_env() -> Dict[str, str]:
                 ANSIBLE_RETRY_FILES_ENABLED="False")
 
 
-def playbook(inv: str, book: str, *extra: str, logfile: str, timeout: Optional[float] = None) -> int:
+def playbook(inv: str, book: str, *extra: str, logfile: str, timeout: Optional[float] = None,
+             procs: Optional[List[subprocess.Popen]] = None) -> int:
+    """Run a playbook; ``procs`` receives the Popen so another thread can kill it."""
     with open(logfile, "w") as fh:
         p = subprocess.Popen(["ansible-playbook", "-i", inv, os.path.join(REPO, "playbooks", book)] + list(extra),
                              env=ansible_env(), stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
+        if procs is not None:
+            procs.append(p)
         try:
             return p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -227,6 +231,7 @@ def try_size(lab: Lab, mem: int, cpus: int, size_mb: int, args: argparse.Namespa
     host = lab.name
     inv = lab.inventory()
     result: Dict[str, Any] = {}
+    procs: List[subprocess.Popen] = []
 
     def drill() -> None:
         result["rc"] = playbook(inv, "fire_drill.yml", "-e", "xenkdump_fire_drill_hosts=" + host,
@@ -234,7 +239,7 @@ def try_size(lab: Lab, mem: int, cpus: int, size_mb: int, args: argparse.Namespa
                                 "-e", "xenkdump_fire_drill_timeout=%d" % args.timeout,
                                 "-e", "xenkdump_fire_drill_report_dir=" + report_dir,
                                 logfile=os.path.join(outdir, "drill-%d-%d-%d.log" % (mem, cpus, size_mb)),
-                                timeout=args.timeout + 300)
+                                timeout=args.timeout + 300, procs=procs)
 
     th = threading.Thread(target=drill, daemon=True)
     t_crash = time.time()
@@ -248,9 +253,11 @@ def try_size(lab: Lab, mem: int, cpus: int, size_mb: int, args: argparse.Namespa
         elif time.time() - console.last_growth > args.idle_timeout and time.time() - t_crash > 120:
             stopped = "console silent for %d s" % args.idle_timeout
         if stopped:
-            log(stopped + "; stopping the guest")
+            log(stopped + "; stopping the guest and the drill")
             lab.kill()
-            th.join(args.timeout + 400)
+            for proc in procs:  # the drill would wait for the host to come back until its timeout
+                proc.kill()
+            th.join(60)
             break
     res["drill_s"] = round(time.time() - t_crash)
     report_path = os.path.join(report_dir, "fire-drill-%s.json" % host)
