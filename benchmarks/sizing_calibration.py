@@ -219,7 +219,7 @@ def try_size(lab: Lab, mem: int, cpus: int, size_mb: int, args: argparse.Namespa
     if "Kdump: %dMB" % size_mb not in dmesg:
         raise RuntimeError("Xen did not reserve %d MiB (grubenv not applied?): %s" % (size_mb, dmesg))
     dummy, unit = lab.ssh("systemctl is-active xenkdump-load.service; kexec -S -p; echo status=$?; "
-                      "journalctl -b -u xenkdump-load.service --no-pager -o cat | tail -n 5", check=False)
+                          "journalctl -b -u xenkdump-load.service --no-pager -o cat | tail -n 5", check=False)
     res["load"] = unit.strip().splitlines()
     if not unit.startswith("active"):
         res.update(outcome="fail", reason="crash kernel not loaded: " + " / ".join(res["load"][-3:]))
