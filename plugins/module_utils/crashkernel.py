@@ -491,16 +491,23 @@ def cmdline_values(cmdline: Optional[str], option: str = "crashkernel") -> List[
 
 SIZING: Dict[str, Any] = {
     # Debian 12 linux-image-6.1.0-56-amd64 (6.1.192-2): bzImage setup header init_size at
-    # 0x260 = 0x3f98000.  Used when the caller does not know the crash kernel's init_size.
+    # 0x260 = 0x3f98000.  Used when the host's own kernel image cannot be read.
     "default_kernel_init_size": 66682880,
-    # Compressed initrd used when unknown (a Debian 12 kdump-tools/initramfs-tools zstd image).
-    "default_initrd_size": 32 * MIB,
-    # The initramfs unpacked into the crash kernel's rootfs, relative to the compressed file.
+    # Compressed crash initrd used before kdump-tools has built one (xen_crash_region reads the
+    # real /var/lib/kdump/initrd.img-<release> when it exists).  Measured on the lab: Debian 12
+    # kdump-tools (initramfs-tools MODULES=dep, zstd) 7216519 B = 6.9 MiB; 16 MiB leaves room for
+    # hosts whose storage and network drivers make it bigger.
+    "default_initrd_size": 16 * MIB,
+    # The initramfs unpacked into the crash kernel's rootfs, relative to the compressed file
+    # (measured: 20021760 / 7216519 = 2.77 for the lab's zstd image).
     "initrd_unpack_factor": 3.0,
     # Purgatory, boot parameters and the ELF core header kexec-tools puts in the region.
     "purgatory_mb": 1.0,
-    # Crash kernel runtime: memmap, slab, page tables, systemd + udev (lab: 53 MiB "used").
-    "runtime_base_mb": 48.0,
+    # Crash kernel runtime beyond its image and initramfs: memmap, slab, page tables, systemd,
+    # udev, kdump-tools.  CALIBRATED on the Xen lab by bisection (benchmarks/sizing_calibration.py,
+    # docs/performance.md): the value that makes the model's need meet the smallest region that
+    # still gave a valid dump, with the lab's own kernel and crash initrd as inputs.
+    "runtime_base_mb": 26.0,
     # Capture userspace and buffers per dump target (makedumpfile, compression, writeback,
     # network stack for nfs/ssh).
     "target_mb": {"local": 16.0, "nfs": 48.0, "ssh": 32.0},
@@ -511,8 +518,9 @@ SIZING: Dict[str, Any] = {
     # Per physical CPU: crash notes (CORE + Xen CRASH_REGS), ELF core header entries.
     "per_cpu_kib": 16.0,
     # recommended = max(floor, roundup(need * (1 + headroom_pct/100) + headroom_mb, round_mb))
-    "round_mb": 32,
-    "floor_mb": 256,  # smallest region proven on the lab (3 GiB host, 176 MB dump)
+    "round_mb": 16,
+    # The smallest region that gave a valid dump on the lab (2 GiB host, 1 CPU): never less.
+    "floor_mb": 128,
     "default_headroom_pct": 10.0,
     "default_headroom_mb": 0,
     # too_large: reserved > max(too_large_factor * need, need + too_large_slack_mb)

@@ -71,8 +71,8 @@ def test_fleet_table_missing_reservation(capsys, mem, cpus):
     assert value.endswith(",below=4G")
     parsed = ck.parse(value)
     assert ck.reserved_mb(parsed, mem) == result["recommended_size_mb"]
-    assert result["recommended_size_mb"] >= result["required_mb"] >= 200
-    assert result["recommended_size_mb"] % 32 == 0
+    assert result["recommended_size_mb"] >= result["required_mb"] >= ck.SIZING["floor_mb"]
+    assert result["recommended_size_mb"] % ck.SIZING["round_mb"] == 0
     assert result["recommended_size_mb"] <= 1024  # always fits below 4 GiB easily
     assert result["change"] == {"option": "crashkernel", "value": value, "state": "present"}
     assert result["reboot_required"] is True
@@ -91,7 +91,7 @@ def test_fleet_table_is_monotonic(capsys):
         _rc, result = run_module(capsys, explicit(total_memory_mb=mem, nr_cpus=64, xen_commandline=""))
         sizes.append(result["recommended_size_mb"])
     assert sizes == sorted(sizes)
-    assert sizes[0] == 256 and sizes[-1] > 256
+    assert sizes[0] == 176 and sizes[-1] > 256
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_runs_as_a_standalone_process_on_the_controller(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
-    assert result["verdict"] == "missing" and result["recommended"] == "288M,below=4G"
+    assert result["verdict"] == "missing" and result["recommended"] == "192M,below=4G"
 
 
 def test_print_figures_table(capsys):
