@@ -17,8 +17,8 @@ role converged the host, the Xen ``multiboot2`` lines of /boot/grub/grub.cfg get
 
 A try fails when: the boot unit cannot load the crash kernel (kexec finds no room), the crash
 kernel panics (seen on the serial console: the try stops at once), the console stays silent for
-``--idle-timeout`` seconds or the host is not back in ``--timeout`` seconds, or the drill's dump
-is missing, empty or invalid.
+``--idle-timeout`` seconds before makedumpfile started (a hang; while it copies it prints nothing),
+the host is not back in ``--timeout`` seconds, or the drill's dump is missing, empty or invalid.
 
 Usage (see docs/performance.md):
   .venv/bin/python benchmarks/sizing_calibration.py [--configs 2048x1,4096x2,8192x2] [--step 16]
@@ -175,12 +175,16 @@ class Console:
     """Follows the serial log from an offset; flags a crash-kernel panic and silence."""
 
     PANIC = re.compile(r"Kernel panic - not syncing|Out of memory and no killable processes")
+    # makedumpfile prints nothing while it copies: from here on silence is not a hang (an 8 GiB
+    # host under TCG takes over ten minutes); the drill's own timeout still applies.
+    CAPTURE = re.compile(r"running makedumpfile")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.offset = os.path.getsize(path) if os.path.exists(path) else 0
         self.last_growth = time.time()
         self.panic: Optional[str] = None
+        self.capturing = False
 
     def poll(self) -> None:
         try:
@@ -193,6 +197,8 @@ class Console:
                 text = fh.read().decode("utf-8", "replace")
             self.offset = size
             self.last_growth = time.time()
+            if self.CAPTURE.search(text):
+                self.capturing = True
             m = self.PANIC.search(text)
             if m and not self.panic:
                 line = text[m.start():].splitlines()[0]
@@ -250,7 +256,8 @@ def try_size(lab: Lab, mem: int, cpus: int, size_mb: int, args: argparse.Namespa
         console.poll()
         if console.panic:
             stopped = "crash kernel panicked: " + console.panic
-        elif time.time() - console.last_growth > args.idle_timeout and time.time() - t_crash > 120:
+        elif (not console.capturing and time.time() - console.last_growth > args.idle_timeout
+              and time.time() - t_crash > 120):
             stopped = "console silent for %d s" % args.idle_timeout
         if stopped:
             log(stopped + "; stopping the guest and the drill")
