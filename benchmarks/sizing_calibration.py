@@ -227,6 +227,13 @@ def try_size(lab: Lab, mem: int, cpus: int, size_mb: int, args: argparse.Namespa
     dummy, unit = lab.ssh("systemctl is-active xenkdump-load.service; kexec -S -p; echo status=$?; "
                           "journalctl -b -u xenkdump-load.service --no-pager -o cat | tail -n 5", check=False)
     res["load"] = unit.strip().splitlines()
+    # what xen_crash_region sizes from on this host: the running kernel's init_size (bzImage
+    # header at 0x260) and kdump-tools' crash initrd
+    dummy, sizes = lab.ssh("r=$(uname -r); od -An -tu4 -j608 -N4 /boot/vmlinuz-$r; "
+                           "stat -c %s /var/lib/kdump/initrd.img-$r", check=False)
+    nums = [int(x) for x in sizes.split() if x.isdigit()]
+    if len(nums) == 2:
+        res["kernel_init_size"], res["initrd_size"] = nums
     if not unit.startswith("active"):
         res.update(outcome="fail", reason="crash kernel not loaded: " + " / ".join(res["load"][-3:]))
         res["total_s"] = round(time.time() - t0)
@@ -302,11 +309,17 @@ def save_results(path: str, tries: List[Dict[str, Any]], summary: List[Dict[str,
     os.replace(path + ".tmp", path)
 
 
-def recommendation(mem: int, cpus: int) -> Dict[str, Any]:
+def recommendation(mem: int, cpus: int, tries: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """What xen_crash_region recommends for that host: with the kernel init_size and crash initrd
+    size read on the lab host during the tries (as the module reads them), else its estimates."""
     import conftest  # noqa: F401  (makes ansible_collections.xenkdump.fleet importable)
     from ansible_collections.xenkdump.fleet.plugins.module_utils import crashkernel
-    r = crashkernel.size_region(mem, cpus)
-    return {"required_mb": r.required_mb, "recommended_mb": r.recommended_mb}
+    seen = [t for t in tries if t.get("initrd_size")]
+    kw = {}
+    if seen:
+        kw = {"kernel_init_size": seen[-1]["kernel_init_size"], "initrd_size": seen[-1]["initrd_size"]}
+    r = crashkernel.size_region(mem, cpus, **kw)
+    return {"required_mb": r.required_mb, "recommended_mb": r.recommended_mb, "inputs": kw or "estimates"}
 
 
 def search(known: Dict[int, str], guess: int, step: int, floor: int, ceiling: int) -> Optional[int]:
@@ -338,10 +351,11 @@ def summarise(tries: List[Dict[str, Any]], configs: List[Tuple[int, int]], step:
         fails = sorted(t["size_mb"] for t in mine if t["outcome"] == "fail")
         hi = passes[0] if passes else None
         lo = max((f for f in fails if hi is None or f < hi), default=None)
-        rec = recommendation(mem, cpus)
+        rec = recommendation(mem, cpus, tries)
         row = {"memory_mb": mem, "cpus": cpus, "min_pass_mb": hi, "max_fail_mb": lo,
                "pinned": hi is not None and lo is not None and hi - lo <= step, "tries": len(mine),
-               "recommended_mb": rec["recommended_mb"], "model_required_mb": rec["required_mb"]}
+               "recommended_mb": rec["recommended_mb"], "model_required_mb": rec["required_mb"],
+               "model_inputs": rec["inputs"]}
         if hi:
             row["recommended_over_min"] = round(rec["recommended_mb"] / hi, 2)
             row["anchor_256_over_min"] = round(256 / hi, 2)
