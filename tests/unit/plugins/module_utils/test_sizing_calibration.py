@@ -24,6 +24,7 @@ MEASURED = [
     (2048, 1, 112, 128),   # 112: OOM panic unpacking the initramfs; 128: valid 153 MB dump
     (8192, 2, 112, 128),   # 112: the same OOM panic; 128: valid 256 MB dump
     (4096, 2, 112, 128),   # 112: the same OOM panic; 128: valid 188 MB dump
+    (2048, 2, 112, 128),   # 112: the same OOM panic; 128: valid 154 MB dump
     (3071, 2, None, 144),  # the e2e tier's lab host: its recommended 144 MiB, valid 174 MB dump (not bisected)
 ]
 
