@@ -559,9 +559,14 @@ def default_kernel(host: Host, release: str) -> str:
     return "/boot/vmlinuz-%s" % release
 
 
+def kdump_initrd(release: str) -> str:
+    """kdump-tools' crash initrd for a kernel release (built by its postinst hook)."""
+    return "/var/lib/kdump/initrd.img-%s" % release
+
+
 def default_initrd(host: Host, release: str) -> Tuple[str, str]:
     """(path, why): kdump-tools' crash initrd when present, else the boot initrd."""
-    kdump = "/var/lib/kdump/initrd.img-%s" % release
+    kdump = kdump_initrd(release)
     if host.exists(kdump):
         return kdump, "kdump-tools' crash initrd"
     return "/boot/initrd.img-%s" % release, "the boot initrd (%s does not exist)" % kdump
@@ -586,7 +591,7 @@ def crash_image_sizes(host: Host) -> Dict[str, Any]:
         out["kernel_init_size"] = int(kernel_image_info(host.p(kernel))["init_size"])
     except XenKdumpError as exc:
         out["notes"].append("kernel init_size unknown (%s): the model's estimate is used" % exc.detail)
-    kdump = "/var/lib/kdump/initrd.img-%s" % release
+    kdump = kdump_initrd(release)
     try:
         out["initrd_size"] = os.path.getsize(host.p(kdump))
         out["initrd"] = kdump
