@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -130,6 +131,64 @@ def directory_state(host: Host, spec: Dict[str, Any], users: Dict[str, int], gro
     return res
 
 
+def _nl_split(text: str) -> List[str]:
+    """Lines split on "\n" only, each keeping its "\n" (the last one may have none)."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def line_state(host: Host, specs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Per path: would ``ansible.builtin.lineinfile`` (state=present, no create) change it?
+
+    A line spec has ``path``, ``line`` and optionally ``regexp``.  Like lineinfile, the last
+    line matching ``regexp`` (else the last line equal to ``line``) must be exactly ``line``
+    followed by a newline; with neither, lineinfile would append it.  Several specs may name
+    one path; the result is per path.  tests/integration/test_lines_vs_lineinfile.py holds the
+    real lineinfile to this.
+    """
+    out: Dict[str, Any] = {}
+    for spec in specs:
+        if not isinstance(spec, dict):
+            raise StateInputError("lines: entries must be dicts, got %r." % (spec,))
+        path, line, regexp = spec.get("path"), spec.get("line"), spec.get("regexp")
+        if not path or not str(path).startswith("/"):
+            raise StateInputError("lines: every entry needs an absolute path, got %r." % (path,))
+        if line is None or "\n" in str(line):
+            raise StateInputError("lines: %s needs one line (no newline), got %r." % (path, line))
+        try:
+            pattern = re.compile(regexp) if regexp else None
+        except re.error as exc:
+            raise StateInputError("lines: %s: regexp %r does not compile (%s)." % (path, regexp, exc))
+        res = out.setdefault(path, {"exists": False, "drift": False, "reasons": []})
+        text = host.read(path)
+        if text is None:
+            res["drift"] = True
+            if "missing" not in res["reasons"]:
+                res["reasons"].append("missing")
+            continue
+        res["exists"] = True
+        # As lineinfile reads it: universal newlines (host.read translated \r\n and \r), each
+        # line with its "\n"; the line it keeps must be exactly ``line`` + "\n".
+        current = _nl_split(text)
+        at = -1
+        for index, cur in enumerate(current):
+            if pattern is not None and pattern.search(cur):
+                at = index
+        if at < 0:
+            for index, cur in enumerate(current):
+                if cur.rstrip("\r\n") == line:
+                    at = index
+        if at < 0 or current[at] != line + "\n":
+            res["drift"] = True
+            now = current[at].rstrip("\n") if at >= 0 else None
+            res["reasons"].append("wants %r%s" % (line, "" if now is None else (
+                " (now %r)" % now if now != line else " (no newline after it)")))
+    return out
+
+
 def package_state(host: Host, packages: Sequence[str], pkg_mgr: str) -> Dict[str, Any]:
     names = [p for p in packages if p]
     if not names:
@@ -213,7 +272,7 @@ def unit_state(host: Host, units: Sequence[str]) -> Dict[str, Any]:
 
 def read_state(host: Host, files: Sequence[Dict[str, Any]] = (), directories: Sequence[Dict[str, Any]] = (),
                packages: Sequence[str] = (), pkg_mgr: str = "apt", debconf: Sequence[Dict[str, Any]] = (),
-               units: Sequence[str] = ()) -> Dict[str, Any]:
+               units: Sequence[str] = (), lines: Sequence[Dict[str, Any]] = ()) -> Dict[str, Any]:
     users = _ids(host, "/etc/passwd")
     groups = _ids(host, "/etc/group")
     fstate = {f["path"] if isinstance(f, dict) and f.get("path") else str(f): None for f in files}
@@ -229,14 +288,18 @@ def read_state(host: Host, files: Sequence[Dict[str, Any]] = (), directories: Se
     pstate = package_state(host, packages, pkg_mgr) if packages else {"installed": [], "missing": [], "tool": None}
     dc = debconf_state(host, debconf)
     ustate = unit_state(host, units)
-    drifted = sorted([p for p, s in fstate.items() if s and s["drift"]] + [p for p, s in dstate.items() if s["drift"]])
+    lstate = line_state(host, lines)
+    drifted = sorted([p for p, s in fstate.items() if s and s["drift"]] + [p for p, s in dstate.items() if s["drift"]]
+                     + [p for p, s in lstate.items() if s["drift"] and p not in fstate])
     return {
         "files": fstate,
         "directories": dstate,
         "packages": pstate,
         "debconf": dc,
         "units": ustate,
+        "lines": lstate,
         "drifted_paths": drifted,
         "debconf_drift": any(v["drift"] for v in dc.values()),
-        "drift": bool(drifted or pstate["missing"] or any(v["drift"] for v in dc.values())),
+        "drift": bool(drifted or pstate["missing"] or any(v["drift"] for v in dc.values())
+                      or any(v["drift"] for v in lstate.values())),
     }

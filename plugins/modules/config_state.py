@@ -55,6 +55,16 @@ options:
     type: list
     elements: str
     default: []
+  lines:
+    description:
+      - Lines that should be in a file, judged as M(ansible.builtin.lineinfile) with
+        O(ansible.builtin.lineinfile#module:state=present) would judge them. Each has C(path),
+        C(line) and optionally C(regexp) (the last line matching it must equal C(line); with no
+        match, C(line) must be in the file).
+      - A missing file is reported as drifted with the reason C(missing).
+    type: list
+    elements: dict
+    default: []
 attributes:
   check_mode:
     support: full
@@ -81,6 +91,10 @@ EXAMPLES = r"""
     packages: [kexec-tools, kdump-tools, makedumpfile]
     pkg_mgr: apt
     units: [xenkdump-load.service]
+    lines:
+      - path: /etc/default/kexec
+        regexp: "^LOAD_KEXEC="
+        line: LOAD_KEXEC=false
   register: state
 
 - name: Write the file only when it differs
@@ -116,13 +130,17 @@ units:
   description: Per unit, C(unit_file_state) and C(active_state) as systemd reports them.
   returned: always
   type: dict
+lines:
+  description: Per path of O(lines), C(exists), C(drift) and C(reasons) (C(missing), C(wants 'LOAD_KEXEC=false' (now 'LOAD_KEXEC=true'))).
+  returned: always
+  type: dict
 drifted_paths:
-  description: Files and directories that differ, sorted.
+  description: Files, directories and files of O(lines) that differ, sorted.
   returned: always
   type: list
   elements: str
 drift:
-  description: Whether anything (file, directory, package, debconf answer) differs.
+  description: Whether anything (file, directory, line, package, debconf answer) differs.
   returned: always
   type: bool
 """
@@ -143,6 +161,7 @@ def main():
             pkg_mgr=dict(type="str", default="apt", choices=["apt", "dpkg", "zypper", "dnf", "yum", "rpm"]),
             debconf=dict(type="list", elements="dict", default=[]),
             units=dict(type="list", elements="str", default=[]),
+            lines=dict(type="list", elements="dict", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -150,7 +169,7 @@ def main():
     try:
         result = read_state(host_from_module(module), files=p["files"], directories=p["directories"],
                             packages=p["packages"], pkg_mgr=p["pkg_mgr"], debconf=p["debconf"],
-                            units=p["units"])
+                            units=p["units"], lines=p["lines"])
     except errors.XenKdumpError as exc:
         errors.fail_json_from(module, exc, changed=False)
         return

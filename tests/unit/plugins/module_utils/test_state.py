@@ -169,3 +169,51 @@ def test_bad_input(tmp_path, kwargs, needle):
     with pytest.raises(state.StateInputError) as exc:
         state.read_state(host, **kwargs)
     assert needle in str(exc.value) and "[XK601]" in str(exc.value)
+
+
+LOAD_KEXEC = {"path": "/etc/default/kexec", "regexp": "^LOAD_KEXEC=", "line": "LOAD_KEXEC=false"}
+
+
+@pytest.mark.parametrize("text, drift", [
+    ("# Defaults for kexec initscript\nLOAD_KEXEC=false\nUSE_GRUB_CONFIG=false\n", False),
+    ("LOAD_KEXEC=true\nUSE_GRUB_CONFIG=false\n", True),
+    ("LOAD_KEXEC=false\r\n", False),                 # lineinfile ignores the line ending
+    ("LOAD_KEXEC=false\nLOAD_KEXEC=true\n", True),   # the last match is the one that counts
+    ("LOAD_KEXEC=true\nLOAD_KEXEC=false", True),     # ... and lineinfile adds its missing newline
+    ("# LOAD_KEXEC=false\n", True),                  # a comment does not match ^LOAD_KEXEC=
+    ("", True),
+    ("USE_GRUB_CONFIG=false\nLOAD_KEXEC=false", True),
+    ("LOAD_KEXEC=false\rUSE_GRUB_CONFIG=false\r", False),  # old Mac line ends: universal newlines
+])
+def test_lines_judged_as_lineinfile_judges_them(tmp_path, text, drift):
+    host, root, dummy = make_host(tmp_path)
+    write(root, "/etc/default/kexec", text)
+    res = state.read_state(host, lines=[LOAD_KEXEC])
+    entry = res["lines"]["/etc/default/kexec"]
+    assert entry["exists"] is True and entry["drift"] is drift, entry
+    assert res["drift"] is drift
+    assert ("/etc/default/kexec" in res["drifted_paths"]) is drift
+
+
+def test_lines_missing_file_and_no_regexp(tmp_path):
+    host, root, dummy = make_host(tmp_path)
+    write(root, "/etc/x.conf", "a=1\nb=2\n")
+    res = state.read_state(host, lines=[LOAD_KEXEC, {"path": "/etc/x.conf", "line": "b=2"},
+                                        {"path": "/etc/x.conf", "line": "c=3"}])
+    assert res["lines"]["/etc/default/kexec"] == {"exists": False, "drift": True, "reasons": ["missing"]}
+    x = res["lines"]["/etc/x.conf"]
+    assert x["exists"] is True and x["drift"] is True and x["reasons"] == ["wants 'c=3'"]
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ({"path": "etc/kexec", "line": "x"}, "absolute path"),
+    ({"path": "/etc/kexec"}, "needs one line"),
+    ({"path": "/etc/kexec", "line": "a\nb"}, "needs one line"),
+    ({"path": "/etc/kexec", "line": "x", "regexp": "(["}, "does not compile"),
+    ("LOAD_KEXEC=false", "must be dicts"),
+])
+def test_lines_bad_input(tmp_path, spec, needle):
+    host, dummy, dummy2 = make_host(tmp_path)
+    with pytest.raises(state.StateInputError) as exc:
+        state.read_state(host, lines=[spec])
+    assert needle in str(exc.value) and "[XK601]" in str(exc.value)
