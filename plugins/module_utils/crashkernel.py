@@ -805,13 +805,29 @@ def plan(total_memory_mb: int, nr_cpus: int, xen_commandline: Optional[str],
 
 
 def plan_from_facts(facts: Dict[str, Any], **policy: Any) -> Plan:
-    """:func:`plan` with the inputs taken from the xen_facts dictionary (docs/architecture.md)."""
+    """:func:`plan` with the host inputs taken from the xen_facts dictionary (docs/architecture.md):
+    RAM, CPUs, both command lines, the region Xen reserved (size and start) and, unless given in
+    ``policy``, the crash kernel's ``init_size`` and crash initrd size (``crash_images``).
+    Pure: the facts were read on the host; this runs anywhere (the ``crash_region`` filter runs
+    it on the controller).  Raises :class:`PlanInputsMissing` when the facts lack RAM or CPUs
+    (not a dom0, or ``xl`` missing)."""
+    if not isinstance(facts, dict):
+        raise PlanInputsMissing("The host facts must be the xen_facts dictionary, got %s." % type(facts).__name__)
+    missing = [name for name, key in (("total_memory_mb", "host_memory_mb"), ("nr_cpus", "nr_cpus"))
+               if facts.get(key) is None]
+    if missing:
+        why = (facts.get("reason") or "not running under Xen") if not facts.get("is_dom0") else \
+            "; ".join(facts.get("problems") or []) or "xl did not report them"
+        raise PlanInputsMissing("The host facts do not include %s (%s)." % (", ".join(missing), why),
+                                missing=missing)
     region = facts.get("crash_region") or {}
-    reserved = region.get("size_mb")
-    start = region.get("start")
-    return plan(total_memory_mb=facts.get("host_memory_mb"), nr_cpus=facts.get("nr_cpus"),
+    images = facts.get("crash_images") or {}
+    for name in ("kernel_init_size", "initrd_size"):
+        if policy.get(name) is None:
+            policy[name] = images.get(name)
+    return plan(total_memory_mb=facts["host_memory_mb"], nr_cpus=facts["nr_cpus"],
                 xen_commandline=facts.get("xen_commandline"), dom0_cmdline=facts.get("dom0_cmdline"),
-                reserved_mb_now=reserved, reserved_start=start, **policy)
+                reserved_mb_now=region.get("size_mb"), reserved_start=region.get("start"), **policy)
 
 
 def figures_table(memories_mb: Sequence[int], nr_cpus: int = 2, **kw: Any) -> List[Dict[str, Any]]:

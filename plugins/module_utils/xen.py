@@ -565,6 +565,8 @@ def _empty_facts() -> Dict[str, Any]:
         "xl": {"present": False, "path": None, "package": XL_PACKAGE_UNKNOWN},
         "crash_kernel": {"loaded": None, "source": "none", "status_bit": None,
                          "consistent": None, "record": None},
+        "crash_images": {"kernel": None, "kernel_init_size": None, "initrd": None, "initrd_size": None,
+                         "notes": []},
         "dom0_cmdline": None, "dom0_crashkernel": None, "distro_family": "unknown",
         "bootloader": {"kind": "unknown", "path": None, "regenerate": [], "files": [],
                        "reason": ""},
@@ -677,6 +679,9 @@ def gather(host: Host) -> Dict[str, Any]:
 
     bit = kexec.status_bit(host) if probe.get("present") else None
     facts["crash_kernel"] = dict(kexec.load_state(host, bit))
+    # What the sizing model needs about this host's crash kernel (init_size, crash initrd), so
+    # the region can be planned from these facts alone (crashkernel.plan_from_facts).
+    facts["crash_images"] = kexec.crash_image_sizes(host)
     return facts
 
 

@@ -304,15 +304,14 @@ def main():
             if still:
                 raise crashkernel.PlanInputsMissing(
                     "The host facts do not include %s (see xen_facts problems)." % ", ".join(still))
-        if source == "facts" and (p["kernel_init_size"] is None or p["initrd_size"] is None):
-            # Planning for this host: size for its own crash kernel and initrd when they can be read.
-            from ansible_collections.xenkdump.fleet.plugins.module_utils import kexec
-            sizes = kexec.crash_image_sizes(hostio.host_from_module(module))
-            image_sizes = {"kernel": sizes["kernel"], "initrd": sizes["initrd"], "notes": sizes["notes"]}
+            # Planning for this host: size for its own crash kernel and initrd when they could be
+            # read (xen_facts' crash_images); an explicit option wins.
+            sizes = facts.get("crash_images") or {}
+            image_sizes = {"kernel": sizes.get("kernel"), "initrd": sizes.get("initrd"), "notes": sizes.get("notes") or []}
             if p["kernel_init_size"] is None:
-                p["kernel_init_size"] = sizes["kernel_init_size"]
+                p["kernel_init_size"] = sizes.get("kernel_init_size")
             if p["initrd_size"] is None:
-                p["initrd_size"] = sizes["initrd_size"]
+                p["initrd_size"] = sizes.get("initrd_size")
         result = crashkernel.plan(
             total_memory_mb=inputs["total_memory_mb"], nr_cpus=inputs["nr_cpus"],
             xen_commandline=inputs["xen_commandline"], dom0_cmdline=inputs["dom0_cmdline"],

@@ -236,6 +236,21 @@ xen:
       type: dict
       returned: always
       sample: {loaded: null, source: status-bit, status_bit: 0, consistent: null, record: null}
+    crash_images:
+      description:
+        - On a dom0, what the crash region's sizing needs about the crash kernel, read for the
+          C(crash_region) filter and M(xenkdump.fleet.xen_crash_region). The running release's
+          image C(kernel) and its bzImage C(kernel_init_size), kdump-tools' crash C(initrd) and its
+          C(initrd_size). A value that cannot be read is C(null) (the sizing model's estimate is
+          used) and C(notes) says why.
+      type: dict
+      returned: always
+      sample:
+        kernel: /boot/vmlinuz-6.1.0-56-amd64
+        kernel_init_size: 66682880
+        initrd: /var/lib/kdump/initrd.img-6.1.0-56-amd64
+        initrd_size: 7216519
+        notes: []
     dom0_cmdline:
       description: dom0's kernel command line (C(/proc/cmdline)).
       type: str

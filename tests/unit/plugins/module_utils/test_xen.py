@@ -234,7 +234,7 @@ CONTRACT_KEYS = {
     "is_xen", "is_dom0", "guest_type", "guest_type_source", "reason", "xen_version",
     "xen_commandline", "xen_cmdline_tokens", "xen_cmdline_options", "host_memory_mb",
     "host_free_memory_mb", "dom0_memory_mb", "nr_cpus", "crash_region", "kexec", "xl",
-    "crash_kernel", "dom0_cmdline", "dom0_crashkernel", "distro_family", "bootloader",
+    "crash_kernel", "crash_images", "dom0_cmdline", "dom0_crashkernel", "distro_family", "bootloader",
 }
 REGION_KEYS = {"reserved", "size_bytes", "size_mb", "start", "start_hex", "source", "note"}
 
