@@ -2,7 +2,8 @@
 # Copyright (c) xenkdump.fleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The kdump role's dom0 path, which no container can take (no Xen), driven on this machine in
-check mode with stand-ins for the five Xen modules (config_state, read-only, is the real one) answering in their documented shapes
+check mode with stand-ins for the Xen modules (config_state, read-only, is the real one; the crash
+region is planned by the real crash_region filter from the stand-in facts) answering in their documented shapes
 (tests/integration/dom0/stub_module.py). What is under test is the ROLE: which module it calls
 with what, what it decides (reboot, load), and what its verification reports. The modules'
 own logic is tested in tests/unit; the real thing runs in the Xen lab (tests/e2e)."""
@@ -19,12 +20,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent / "dom0"
 VENV_BIN = Path(sys.executable).parent
+from ansible_collections.xenkdump.fleet.plugins.module_utils import crashkernel as ck
+
+XEN_LINE = "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M noreboot"
 APPEND = "root=/dev/vda ro console=ttyS0,115200 irqpoll nr_cpus=1 reset_devices systemd.unit=kdump-tools-dump.service"
 
 
-def facts(reserved, size_mb, loaded):
+def facts(reserved, size_mb, loaded, xen_commandline=XEN_LINE):
     return {"is_xen": True, "is_dom0": True, "guest_type": "PV", "reason": "", "xen_version": "4.17.7",
-            "xen_commandline": "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M noreboot",
+            "xen_commandline": xen_commandline,
             "host_memory_mb": 3071, "nr_cpus": 2, "dom0_cmdline": "root=/dev/vda ro console=hvc0 earlyprintk=xen",
             "crash_region": {"reserved": reserved, "size_mb": size_mb, "start": 67108864 if reserved else None},
             "crash_kernel": {"loaded": loaded, "source": "record" if loaded is not None else "none",
@@ -45,6 +49,7 @@ def run_role(tmp_path: Path, scenario: dict, *extra: str):
     # config_state only reads: the real one runs (in check mode, on this machine's files)
     shutil.copy(REPO / "plugins" / "modules" / "config_state.py", coll / "plugins" / "modules" / "config_state.py")
     os.symlink(REPO / "plugins" / "module_utils", coll / "plugins" / "module_utils")
+    os.symlink(REPO / "plugins" / "filter", coll / "plugins" / "filter")
     scen = tmp_path / "scenario.json"
     scen.write_text(json.dumps(scenario))
     log = tmp_path / "calls.jsonl"
@@ -62,25 +67,24 @@ def run_role(tmp_path: Path, scenario: dict, *extra: str):
 
 
 def test_fresh_dom0_sets_crashkernel_and_waits_for_the_reboot(tmp_path):
+    fresh = facts(False, 0, None)
+    plan = ck.plan_from_facts(fresh)
+    assert plan.verdict == "missing" and plan.change["state"] == "present"
     scenario = {
-        "xen_facts": {"changed": False, "ansible_facts": {"xenkdump": facts(False, 0, None)}},
-        "xen_crash_region": {"changed": False, "recommended": "256M,below=4G", "recommended_size_mb": 256,
-                             "current": None, "reserved_mb": None, "required_mb": 230, "verdict": "missing",
-                             "reboot_required": True, "reasons": ["no crashkernel= on the Xen command line"],
-                             "change": {"option": "crashkernel", "value": "256M,below=4G", "state": "present"}},
+        "xen_facts": {"changed": False, "ansible_facts": {"xenkdump": fresh}},
+        "xen_crash_region": {"failed": True, "msg": "must not be called: the filter plans the region"},
         "xen_crash_kernel": {"failed": True, "msg": "Xen reserved no crash region [XK4xx]", "error_code": "XK400"},
-        "xen_cmdline": {"changed": True, "cmdline": "console=com1 crashkernel=256M,below=4G", "file": "/etc/default/grub",
+        "xen_cmdline": {"changed": True, "cmdline": XEN_LINE + " crashkernel=" + plan.recommended, "file": "/etc/default/grub",
                         "regenerate": ["update-grub"]},
     }
     result, calls, out = run_role(tmp_path, scenario)
     cmdline = [c for c in calls if c["module"] == "xen_cmdline"]
     assert len(cmdline) == 1
     assert cmdline[0]["params"]["option"] == "crashkernel"
-    assert cmdline[0]["params"]["value"] == "256M,below=4G"
+    assert cmdline[0]["params"]["value"] == plan.recommended and plan.recommended.endswith(",below=4G")
     assert cmdline[0]["params"]["state"] == "present"
     assert cmdline[0]["params"]["backup"] is True
-    region = [c for c in calls if c["module"] == "xen_crash_region"][0]["params"]
-    assert region["size"] == "auto" and region["below_4g"] is True and region["dump_target"] == "local"
+    assert not any(c["module"] == "xen_crash_region" for c in calls)
     assert not any(c["module"] == "xen_crash_kernel" and not c["check_mode"] for c in calls)
     assert result["reboot_required"] is True
     assert result["append"] == ""
@@ -94,12 +98,12 @@ def test_fresh_dom0_sets_crashkernel_and_waits_for_the_reboot(tmp_path):
 
 
 def test_ready_dom0_changes_no_boot_option_and_uses_the_derived_append(tmp_path):
+    wanted = ck.plan_from_facts(facts(False, 0, None))
+    ready = facts(True, wanted.recommended_size_mb, True, XEN_LINE + " crashkernel=" + wanted.recommended)
+    assert ck.plan_from_facts(ready).change["state"] == "unchanged"
     scenario = {
-        "xen_facts": {"changed": False, "ansible_facts": {"xenkdump": facts(True, 256, True)}},
-        "xen_crash_region": {"changed": False, "recommended": "256M,below=4G", "recommended_size_mb": 256,
-                             "current": "256M,below=4G", "reserved_mb": 256, "required_mb": 230, "verdict": "ok",
-                             "reboot_required": False, "reasons": [],
-                             "change": {"option": "crashkernel", "value": "256M,below=4G", "state": "unchanged"}},
+        "xen_facts": {"changed": False, "ansible_facts": {"xenkdump": ready}},
+        "xen_crash_region": {"failed": True, "msg": "must not be called: the filter plans the region"},
         "xen_crash_kernel": {"changed": False, "action": "none", "append": APPEND, "argv": [],
                              "kexec": {"path": "/usr/sbin/kexec"}},
         "xen_cmdline": {"failed": True, "msg": "must not be called"},
