@@ -363,6 +363,11 @@ def summarise(tries: List[Dict[str, Any]], configs: List[Tuple[int, int]], step:
     return out
 
 
+def all_shapes(tries: List[Dict[str, Any]], configs: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    """Every shape tried so far plus this run's: the saved summary covers them all."""
+    return sorted(set(configs) | {(t["memory_mb"], t["cpus"]) for t in tries})
+
+
 def print_table(summary: List[Dict[str, Any]]) -> None:
     print()
     print("host RAM  CPUs  smallest good  largest bad  recommended  rec/min  flat 256M/min  tries")
@@ -420,7 +425,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 why = (": " + res["reason"]) if res.get("reason") else ""
                 log("  -> %s in %d s%s" % (res["outcome"], res["total_s"], why))
                 tries.append(res)
-                save_results(args.results, tries, summarise(tries, configs, args.step))
+                save_results(args.results, tries, summarise(tries, all_shapes(tries, configs), args.step))
                 n += 1
             row = summarise(tries, [(mem, cpus)], args.step)[0]
             if row["min_pass_mb"]:
@@ -428,9 +433,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if not args.keep:
             lab.run("stop", check=False)
-    summary = summarise(tries, configs, args.step)
-    save_results(args.results, tries, summary)
-    print_table(summary)
+    save_results(args.results, tries, summarise(tries, all_shapes(tries, configs), args.step))
+    print_table(summarise(tries, configs, args.step))
     print("\ntotal %.0f s; every try: %s" % (time.time() - t_all, os.path.relpath(args.results, REPO)))
     return 0
 

@@ -7,7 +7,7 @@ results in benchmarks/results/sizing-calibration.json, table in docs/performance
 Each row: a host shape, the largest crash region with which the fire drill did NOT yield a valid
 dump (None when none was tried below the passing one) and the smallest one with which it did, with
 the lab's own crash kernel (Debian 12 6.1.0-56-amd64, init_size 0x3f98000) and kdump-tools' crash
-initrd (7216519 bytes) as the model's inputs, which is what xen_crash_region reads on that host.
+initrd (7216519 bytes) as the model's inputs, which is what xen_facts reads on that host (crash_images) for the planner.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ MEASURED = [
     (8192, 2, 112, 128),   # 112: the same OOM panic; 128: valid 256 MB dump
     (4096, 2, 112, 128),   # 112: the same OOM panic; 128: valid 188 MB dump
     (2048, 2, 112, 128),   # 112: the same OOM panic; 128: valid 154 MB dump
+    (4096, 1, 112, 128),   # 112: the same OOM panic; 128: valid 189 MB dump
+    (8192, 1, 112, 128),   # 112: the same OOM panic; 128: valid 272 MB dump
     (3071, 2, None, 144),  # the e2e tier's lab host: its recommended 144 MiB, valid 174 MB dump (not bisected)
 ]
 
