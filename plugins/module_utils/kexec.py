@@ -88,7 +88,8 @@ class ImageTooBigError(KexecError):
     code = "XK405"
     title = "The crash kernel does not fit in Xen's crash region"
     remedy = ("Grow the region (crashkernel= on the Xen command line, see xen_crash_region), "
-              "use a smaller initrd (kdump-tools' MODULES=dep initrd), or lower min_free_mb.")
+              "use a smaller initrd (kdump-tools' MODULES=dep initrd), or give min_free_mb to replace "
+              "the sizing model's figure with your own (only after a fire drill proves it).")
 
 
 class CrashFileMissingError(KexecError):
@@ -420,6 +421,16 @@ def parse_xen_commandline(xl_info_text: Optional[str]) -> Optional[str]:
     return None
 
 
+def xl_info_numbers(xl_info_text: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
+    """(total_memory in MiB, nr_cpus) from ``xl info`` output; None for what is not there."""
+    found: Dict[str, Optional[int]] = {"total_memory": None, "nr_cpus": None}
+    for line in (xl_info_text or "").splitlines():
+        match = re.match(r"^(total_memory|nr_cpus)\s*:\s*(\d+)\s*$", line)
+        if match:
+            found[match.group(1)] = int(match.group(2))
+    return found["total_memory"], found["nr_cpus"]
+
+
 def xen_serial_console(port: int, setting: Optional[str]) -> str:
     """Linux ``console=ttySn[,opts]`` for Xen's ``comN=<setting>``.
 
@@ -543,7 +554,9 @@ def check_append(append: str) -> None:
 
 MIB = 1024 * 1024
 PURGATORY_BYTES = 1 * MIB     # purgatory + elfcorehdr + setup data + the identity-mapped low MiB copy
-DEFAULT_MIN_FREE_MB = 64      # the crash kernel's own RAM: it runs inside Xen's region
+# The crash kernel's own RAM beyond its loaded images is NOT a constant here: by default the
+# fit check asks the sizing model (crashkernel.size_region, calibrated on the Xen lab) what these
+# very images need on this host, so the module and xen_crash_region agree on one minimum.
 
 
 def running_release(host: Host) -> str:
@@ -663,31 +676,53 @@ def image_facts(host: Host, kernel: str, initrd: Optional[str], digest: bool = T
     return facts
 
 
-def fit(image: Dict[str, Any], available: int, min_free_mb: int = DEFAULT_MIN_FREE_MB) -> Dict[str, Any]:
-    """Does kernel init_size + initrd + purgatory leave ``min_free_mb`` of the region free?
+def fit(image: Dict[str, Any], available: int, min_free_mb: Optional[int] = None,
+        host_memory_mb: Optional[int] = None, nr_cpus: Optional[int] = None) -> Dict[str, Any]:
+    """Does the crash kernel fit in Xen's crash region of ``available`` bytes?
 
-    Xen's crash region is all the RAM the crash kernel gets, so what is left after the loaded
-    segments must hold the crash kernel's own memory (page tables, the initramfs unpacked,
-    udev, makedumpfile).  Raises :class:`ImageTooBigError` with the numbers when it won't fit.
+    Xen's crash region is all the RAM the crash kernel gets: kernel init_size + initrd +
+    purgatory are loaded into it, and what is left must hold the crash kernel's own memory (page
+    tables, the initramfs unpacked, udev, makedumpfile).  By default (``min_free_mb`` None) the
+    region must be at least what the sizing model needs for these images on this host
+    (``crashkernel.size_region(...).required_mb``, dump target local): the figure the planner
+    uses, calibrated by bisection on real Xen (docs/performance.md).  An explicit
+    ``min_free_mb`` replaces the model: the images plus that many MiB.  Raises
+    :class:`ImageTooBigError` with the numbers when it won't fit.
     """
     kernel = image["kernel"]
     kernel_bytes = int(kernel.get("init_size") or kernel.get("load_size") or kernel.get("size") or 0)
-    used = kernel_bytes + int(image.get("initrd_size") or 0) + PURGATORY_BYTES
+    initrd_bytes = int(image.get("initrd_size") or 0)
+    used = kernel_bytes + initrd_bytes + PURGATORY_BYTES
+    if min_free_mb is None:
+        from ansible_collections.xenkdump.fleet.plugins.module_utils.crashkernel import size_region
+        need = size_region(max(1, int(host_memory_mb or 1)), max(1, int(nr_cpus or 1)), "local",
+                           kernel_init_size=kernel_bytes, initrd_size=initrd_bytes).required_mb * MIB
+        rule = "model"
+    else:
+        need = used + int(min_free_mb) * MIB
+        rule = "min_free_mb"
     free = available - used
     result = {"used_mb": round(used / float(MIB), 1), "available_mb": round(available / float(MIB), 1),
-              "free_mb": round(free / float(MIB), 1), "min_free_mb": min_free_mb,
+              "free_mb": round(free / float(MIB), 1),
+              "min_free_mb": round((need - used) / float(MIB), 1) if rule == "model" else int(min_free_mb),
+              "required_mb": round(need / float(MIB), 1), "rule": rule,
               "kernel_mb": round(kernel_bytes / float(MIB), 1),
-              "initrd_mb": round(int(image.get("initrd_size") or 0) / float(MIB), 1),
-              "purgatory_mb": round(PURGATORY_BYTES / float(MIB), 1), "fits": free >= min_free_mb * MIB}
+              "initrd_mb": round(initrd_bytes / float(MIB), 1),
+              "purgatory_mb": round(PURGATORY_BYTES / float(MIB), 1), "fits": available >= need}
     if not result["fits"]:
+        loads = "kernel init_size %.1f MiB + initrd %.1f MiB + purgatory %.1f MiB = %.1f MiB" % (
+            kernel_bytes / float(MIB), initrd_bytes / float(MIB), PURGATORY_BYTES / float(MIB), used / float(MIB))
+        if rule == "model":
+            why = ("The crash kernel needs %.0f MiB of Xen's crash region to load (%s) and to boot and "
+                   "capture on this host (the sizing model, docs/sizing.md, %s MiB host RAM)"
+                   % (need / float(MIB), loads, host_memory_mb if host_memory_mb else "unknown"))
+        else:
+            why = "The crash kernel needs %.1f MiB (%s) and must leave %d MiB free for its own RAM" % (
+                used / float(MIB), loads, int(min_free_mb))
         raise ImageTooBigError(
-            "The crash kernel needs %.1f MiB (kernel init_size %.1f MiB + initrd %.1f MiB + purgatory "
-            "%.1f MiB) and must leave %d MiB free for its own RAM, but Xen's crash region is %.1f MiB "
-            "(%.1f MiB would be free)." % (used / float(MIB), kernel_bytes / float(MIB),
-                                           int(image.get("initrd_size") or 0) / float(MIB),
-                                           PURGATORY_BYTES / float(MIB), min_free_mb,
-                                           available / float(MIB), free / float(MIB)),
-            used=used, available=available, min_free_mb=min_free_mb)
+            "%s, but Xen's crash region is %.1f MiB (%.1f MiB would be free)." % (
+                why, available / float(MIB), free / float(MIB)),
+            used=used, available=available, required=need, min_free_mb=result["min_free_mb"])
     return result
 
 
@@ -868,6 +903,13 @@ def converge(host: Host, params: Dict[str, Any], check_mode: bool,
     result["before"] = before
     wanted: Optional[Dict[str, Any]] = None
     if state in ("loaded", "reloaded"):
+        # xl info (read-only): the Xen command line for the derived append, host RAM and CPUs
+        # for the fit check.
+        xl = host.which("xl")
+        xl_info_text = None
+        if xl:
+            info = host.run([xl, "info"])
+            xl_info_text = info.stdout if info.rc == 0 else None
         release = running_release(host)
         kernel = params.get("kernel") or default_kernel(host, release)
         initrd = params.get("initrd")
@@ -881,11 +923,7 @@ def converge(host: Host, params: Dict[str, Any], check_mode: bool,
                 append = " ".join([append] + _tokenize(params["extra_append"]))
                 check_append(append)
         else:
-            xl = host.which("xl")
-            xen_line = None
-            if xl:
-                info = host.run([xl, "info"])
-                xen_line = parse_xen_commandline(info.stdout) if info.rc == 0 else None
+            xen_line = parse_xen_commandline(xl_info_text)
             if xen_line is None:
                 result["warnings"].append("could not read the Xen command line (xl info): the crash kernel "
                                           "gets console=tty0; pass extra_append='console=ttyS0,115200' "
@@ -905,7 +943,11 @@ def converge(host: Host, params: Dict[str, Any], check_mode: bool,
         image = image_facts(host, kernel, initrd or None, digest=False)
         result["image"] = image
         min_free = params.get("min_free_mb")
-        result["fit"] = fit(image, size, DEFAULT_MIN_FREE_MB if min_free is None else int(min_free))
+        host_mb, cpus = xl_info_numbers(xl_info_text)
+        if min_free is None and host_mb is None:
+            result["warnings"].append("could not read the host's RAM (xl info): the fit check leaves out "
+                                      "makedumpfile's bitmap, which grows with host RAM")
+        result["fit"] = fit(image, size, None if min_free is None else int(min_free), host_mb, cpus)
         add_digests(host, image)
         wanted = {"kernel": kernel, "kernel_sha256": image["kernel_sha256"], "initrd": initrd or None,
                   "initrd_sha256": image["initrd_sha256"], "append": append}

@@ -26,8 +26,10 @@ description:
     dom0's C(console=hvc0) and C(earlyprintk=xen) hang a crash kernel and are never copied.
   - Pre-flight before any load. The kernel's header (bzImage setup header or ELF program headers)
     and the initrd size are checked against Xen's crash region (C(kexec --print-ckr-size)). The
-    module refuses, with the numbers, when kernel C(init_size) + initrd + 1 MiB purgatory leaves
-    less than O(min_free_mb) of the region for the crash kernel's own RAM.
+    module refuses, with the numbers, when the region is smaller than what the sizing model
+    (the one M(xenkdump.fleet.xen_crash_region) plans with, calibrated on real Xen) needs for this
+    kernel C(init_size), this initrd and this host's RAM, or, with O(min_free_mb), when kernel
+    C(init_size) + initrd + 1 MiB purgatory leaves less than that of the region free.
   - Idempotence without trusting C(kexec -S -p). On Xen that status is the slot-position bit which
     toggles on every load B(and) every unload. The module keeps a record of what it did since
     this boot under C(/run/xenkdump/crash-kernel.json) (paths, sha256 of kernel and initrd, append,
@@ -91,8 +93,11 @@ options:
       - MiB of the Xen crash region that must stay free after the kernel, initrd and purgatory
         are placed. Xen's region is all the RAM the crash kernel gets, and it needs memory for
         its page tables, the unpacked initramfs, udev and makedumpfile.
+      - Left out, the region must instead be at least the sizing model's need for these images
+        on this host (C(required_mb) of M(xenkdump.fleet.xen_crash_region) with dump target
+        C(local); 128 MiB on the lab, where the crash kernel was measured to need exactly that).
+        Give it only to replace the model with a figure a fire drill has proven.
     type: int
-    default: 64
   record_path:
     description:
       - Where the loader record lives. M(xenkdump.fleet.xen_facts) reads the default; change it
@@ -209,11 +214,13 @@ image:
            kernel_sha256: "5e1f...", kernel_size: 8141504, initrd: /boot/initrd.img-6.1.0-56-amd64,
            initrd_sha256: "9a2b...", initrd_size: 31457280}
 fit:
-  description: How the image fits Xen's crash region, in MiB.
+  description:
+    - How the image fits Xen's crash region, in MiB. C(required_mb) is the least region that fits;
+      C(rule) says where it comes from (C(model), or C(min_free_mb) when that option was given).
   type: dict
   returned: when loading
-  sample: {used_mb: 78.1, available_mb: 256.0, free_mb: 177.9, min_free_mb: 64, kernel_mb: 46.7,
-           initrd_mb: 30.0, purgatory_mb: 1.0, fits: true}
+  sample: {used_mb: 71.5, available_mb: 144.0, free_mb: 72.5, min_free_mb: 56.5, required_mb: 128.0,
+           rule: model, kernel_mb: 63.6, initrd_mb: 6.9, purgatory_mb: 1.0, fits: true}
 before:
   description:
     - Load state before the task. C(before.loaded) comes from this boot's record (null without
@@ -290,12 +297,12 @@ def main():
             append=dict(type="str"),
             extra_append=dict(type="str"),
             capture_unit=dict(type="str"),
-            min_free_mb=dict(type="int", default=64),
+            min_free_mb=dict(type="int"),
             record_path=dict(type="path", default=kexec.RECORD_PATH),
         ),
         supports_check_mode=True,
     )
-    if module.params["min_free_mb"] < 0:
+    if module.params["min_free_mb"] is not None and module.params["min_free_mb"] < 0:
         module.fail_json(msg="min_free_mb must be 0 or more, got %d." % module.params["min_free_mb"])
     host = hostio.host_from_module(module)
     try:
