@@ -65,13 +65,8 @@ options:
     type: list
     elements: dict
     default: []
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs the same reads and returns the same result.
-  diff_mode:
-    support: none
-    description: Nothing is changed.
+extends_documentation_fragment:
+  - xenkdump.fleet.read_only
 notes:
   - Error code C(XK601) (bad input) is in docs/troubleshooting.md.
 """

@@ -71,13 +71,8 @@ options:
     type: list
     elements: str
     default: ["*dmesg*", "*.txt", "*.log"]
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs the same reads and returns the same result.
-  diff_mode:
-    support: none
-    description: Nothing is changed.
+extends_documentation_fragment:
+  - xenkdump.fleet.read_only
 notes:
   - Needs C(pyelftools) on the managed host for ELF cores (Debian C(python3-pyelftools)).
   - Reading C(/proc/vmcore) or C(/var/crash) needs root (C(become=true)).
