@@ -283,43 +283,30 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    inputs = {name: p[name] for name in NEEDED + ("dom0_cmdline", "reserved_mb")}
-    reserved_start = None
+    policy = dict(size=p["size"], below_4g=p["below_4g"], dump_target=p["dump_target"],
+                  kernel_init_size=p["kernel_init_size"], initrd_size=p["initrd_size"],
+                  headroom_pct=p["headroom_pct"], headroom_mb=p["headroom_mb"])
     source = "explicit"
     image_sizes = None
     try:
         if any(p[name] is None for name in NEEDED):
-            facts = _live_facts(module)
+            # The live facts, with every input given as an option in their place; the same
+            # planner as the crash_region filter (crashkernel.plan_from_facts).
+            facts = dict(_live_facts(module))
             source = "facts"
-            region = facts.get("crash_region") or {}
-            live = {"total_memory_mb": facts.get("host_memory_mb"), "nr_cpus": facts.get("nr_cpus"),
-                    "xen_commandline": facts.get("xen_commandline"),
-                    "dom0_cmdline": facts.get("dom0_cmdline"), "reserved_mb": region.get("size_mb")}
-            for name, value in live.items():
-                if inputs[name] is None:
-                    inputs[name] = value
-            if p["reserved_mb"] is None:
-                reserved_start = region.get("start")
-            still = [name for name in ("total_memory_mb", "nr_cpus") if inputs[name] is None]
-            if still:
-                raise crashkernel.PlanInputsMissing(
-                    "The host facts do not include %s (see xen_facts problems)." % ", ".join(still))
-            # Planning for this host: size for its own crash kernel and initrd when they could be
-            # read (xen_facts' crash_images); an explicit option wins.
+            for option, key in (("total_memory_mb", "host_memory_mb"), ("nr_cpus", "nr_cpus"),
+                                ("xen_commandline", "xen_commandline"), ("dom0_cmdline", "dom0_cmdline")):
+                if p[option] is not None:
+                    facts[key] = p[option]
+            if p["reserved_mb"] is not None:  # a given size comes without a start
+                facts["crash_region"] = {"size_mb": p["reserved_mb"], "start": None}
             sizes = facts.get("crash_images") or {}
             image_sizes = {"kernel": sizes.get("kernel"), "initrd": sizes.get("initrd"), "notes": sizes.get("notes") or []}
-            if p["kernel_init_size"] is None:
-                p["kernel_init_size"] = sizes.get("kernel_init_size")
-            if p["initrd_size"] is None:
-                p["initrd_size"] = sizes.get("initrd_size")
-        result = crashkernel.plan(
-            total_memory_mb=inputs["total_memory_mb"], nr_cpus=inputs["nr_cpus"],
-            xen_commandline=inputs["xen_commandline"], dom0_cmdline=inputs["dom0_cmdline"],
-            reserved_mb_now=inputs["reserved_mb"], reserved_start=reserved_start,
-            size=p["size"], below_4g=p["below_4g"], dump_target=p["dump_target"],
-            kernel_init_size=p["kernel_init_size"], initrd_size=p["initrd_size"],
-            headroom_pct=p["headroom_pct"], headroom_mb=p["headroom_mb"],
-        )
+            result = crashkernel.plan_from_facts(facts, **policy)
+        else:
+            result = crashkernel.plan(
+                total_memory_mb=p["total_memory_mb"], nr_cpus=p["nr_cpus"], xen_commandline=p["xen_commandline"],
+                dom0_cmdline=p["dom0_cmdline"], reserved_mb_now=p["reserved_mb"], **policy)
     except errors.XenKdumpError as exc:
         errors.fail_json_from(module, exc)
         return

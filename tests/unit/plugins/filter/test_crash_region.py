@@ -99,3 +99,15 @@ def test_not_a_dictionary():
 
 def test_registered():
     assert FilterModule().filters()["crash_region"] is crash_region
+
+
+def test_module_options_replace_the_live_facts(tmp_path, capsys, monkeypatch):
+    host, facts = gathered(tmp_path, 7216519)
+    monkeypatch.setattr(hostio, "host_from_module", lambda module: host)
+    rc, module_result = modrun.run_module(capsys, xen_crash_region.main, {"reserved_mb": 0, "nr_cpus": 64})
+    assert rc == 0, module_result
+    facts.update(nr_cpus=64, crash_region={"size_mb": 0, "start": None})
+    filtered = crash_region(facts)
+    assert module_result["verdict"] == filtered["verdict"] == "too_small"
+    for key, value in filtered.items():
+        assert module_result[key] == value, key
