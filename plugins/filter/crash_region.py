@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.xenkdump.fleet.plugins.module_utils import crashkernel
 from ansible_collections.xenkdump.fleet.plugins.module_utils.errors import XenKdumpError
@@ -43,14 +44,10 @@ def crash_region(facts, size="auto", below_4g=True, headroom_mb=0, headroom_pct=
 
 
 def _bool(value, name):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise AnsibleFilterError("crash_region: %s must be a boolean, got %r" % (name, value))
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        raise AnsibleFilterError("crash_region: %s must be a boolean, got %r" % (name, value))
 
 
 def _int(value, name):
