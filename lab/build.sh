@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# xenkdump.fleet Xen lab: build the golden disk image (Debian + Xen 4.17) from Debian's packages.
+# xenkdump.fleet Xen lab: build the golden disk image (Debian + its Xen) from Debian's packages:
+# bookworm -> Xen 4.17, trixie -> Xen 4.20 (XENKDUMP_LAB_SUITE; the Xen packages follow the suite).
 # Copyright: xenkdump.fleet developers; GPL-3.0-or-later.
 #
 # Usage: lab/build.sh <output-dir>     (normally called by `lab/lab build`)
@@ -70,8 +71,10 @@ apt_install() {
 # The kernel first: kdump-tools' kernel hook (MODULES=dep) cannot work in a chroot.
 apt_install linux-image-amd64 initramfs-tools
 in_root apt-get -q -y upgrade >> "$work/apt.log" 2>&1 || die "apt-get upgrade failed"
-# xen-hypervisor-common (only Recommended) holds /etc/default/grub.d/xen.cfg: Xen entry as GRUB default.
-apt_install grub-pc xen-hypervisor-4.17-amd64 xen-hypervisor-common xen-utils-4.17 kexec-tools kdump-tools makedumpfile
+# xen-system-amd64 pulls the suite's own xen-hypervisor-4.NN-amd64 + xen-utils-4.NN (bookworm 4.17,
+# trixie 4.20), so no version is written here; xen-hypervisor-common holds /etc/default/grub.d/xen.cfg
+# (Xen entry as GRUB default).
+apt_install grub-pc xen-system-amd64 xen-hypervisor-common kexec-tools kdump-tools makedumpfile
 # No `apt-get clean` here: the archives dir is the cache, bind-mounted (the image gets an empty one).
 rm -f "$root/usr/sbin/policy-rc.d"
 log "    packages installed ($((SECONDS - t0)) s)"
@@ -185,6 +188,7 @@ log "    first boot done ($((SECONDS - t0)) s)"
     echo "xen=$xen_gz"
     echo "root_uuid=$uuid"
     echo "xen_opts=$LAB_XEN_OPTS"
+    echo "suite=$LAB_SUITE"
     echo "built=$(date -u +%FT%TZ)"
     echo "build_seconds=$((SECONDS - t0))"
 } > "$work/build-info"

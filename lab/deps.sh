@@ -8,7 +8,9 @@ set -euo pipefail
 # debootstrap: the guest root from Debian's mirror      e2fsprogs: mke2fs -d, debugfs
 # fdisk: sfdisk for the partition table                 openssh-client: ssh, ssh-keygen
 # python3: free-port probe                              coreutils/util-linux: timeout, flock
-PKGS=(qemu-system-x86 qemu-utils debootstrap e2fsprogs fdisk openssh-client python3 util-linux coreutils ca-certificates)
+# gcc, libc6-dev: the fill guests' static /init (lab/domu/fill.c)
+PKGS=(qemu-system-x86 qemu-utils debootstrap e2fsprogs fdisk openssh-client python3 util-linux coreutils ca-certificates
+      gcc libc6-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -20,6 +20,7 @@ LAB_SSH_TIMEOUT=${XENKDUMP_LAB_SSH_TIMEOUT:-600}
 LAB_REBOOT_TIMEOUT=${XENKDUMP_LAB_REBOOT_TIMEOUT:-900}
 LAB_STOP_TIMEOUT=${XENKDUMP_LAB_STOP_TIMEOUT:-300}
 LAB_FIRSTBOOT_TIMEOUT=${XENKDUMP_LAB_FIRSTBOOT_TIMEOUT:-2400}
+LAB_DUMP_MB=${XENKDUMP_LAB_DUMP_MB:-}       # MiB: a second disk mounted at /var/crash (empty: none)
 LAB_RESTRICT=${XENKDUMP_LAB_RESTRICT:-off}   # on: guest gets no outbound network (hostfwd still works)
 
 LAB_KEY="$LAB_CACHE/ssh/id_ed25519"
@@ -35,6 +36,8 @@ lab_check_params() {
     [[ $LAB_DISK_MB =~ ^[0-9]+$ ]] && (( LAB_DISK_MB >= 2048 )) || die "XENKDUMP_LAB_DISK_MB='$LAB_DISK_MB': give MiB as an integer >= 2048"
     case $LAB_XEN_OPTS in *\"*|*\\*|*\$*|*\`*) die "XENKDUMP_LAB_XEN_OPTS must not contain quotes, backslashes, \$ or backticks" ;; esac
     case $LAB_RESTRICT in on|off) ;; *) die "XENKDUMP_LAB_RESTRICT='$LAB_RESTRICT': use on or off" ;; esac
+    [[ -z $LAB_DUMP_MB ]] || { [[ $LAB_DUMP_MB =~ ^[0-9]+$ ]] && (( LAB_DUMP_MB >= 16 )); } \
+        || die "XENKDUMP_LAB_DUMP_MB='$LAB_DUMP_MB': give MiB as an integer >= 16 (or leave it empty)"
 }
 
 # The ssh keypair used to reach every lab instance; created once, lives in the cache.
