@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 from typing import Any, Dict, List, Optional, Tuple
@@ -321,6 +322,10 @@ class FlatImage(object):
         self._pos = positions
         self.size = max([o + s for o, s in zip(offsets, sizes)] or [0])
         self._cur = 0
+        # blocks sorted by image offset, so a read looks only at the blocks it can overlap
+        self._by_start = sorted(range(len(offsets)), key=offsets.__getitem__)
+        self._starts = [offsets[i] for i in self._by_start]
+        self._longest = max(sizes or [0])
 
     @property
     def bytes_read(self) -> int:
@@ -332,7 +337,10 @@ class FlatImage(object):
         n = min(n, self.size - offset)
         out = bytearray(n)
         end = offset + n
-        for boff, blen, bpos in zip(self._off, self._len, self._pos):
+        first = bisect.bisect_right(self._starts, offset - self._longest)
+        last = bisect.bisect_left(self._starts, end)
+        for index in sorted(self._by_start[first:last]):     # stream order: a later write wins
+            boff, blen, bpos = self._off[index], self._len[index], self._pos[index]
             lo = max(offset, boff)
             hi = min(end, boff + blen)
             if lo < hi:
