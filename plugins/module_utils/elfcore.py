@@ -7,8 +7,10 @@
   ``vmlinux`` through pyelftools): boot protocol, ``init_size``, relocatable, 64-bit.
 * :func:`vmcore_info` -- what a captured dump is (ELF core, makedumpfile's kdump-compressed
   format, or its flattened stream as kdump-tools writes it), whether it is whole, and the
-  Xen/Linux facts its notes carry.  It never reads page data: every read goes through a
-  counting wrapper and the figure is returned as ``bytes_read``.
+  Xen/Linux facts its notes carry, and what it holds (``contents``: the page bitmaps of
+  makedumpfile's formats, counted 1 MiB at a time, or the PT_LOAD sizes of an ELF core).  It
+  never reads page data: every read goes through a counting wrapper and the figure is returned
+  as ``bytes_read``.
 """
 
 from __future__ import annotations
