@@ -785,6 +785,7 @@ def _kdump_contents(img: Any, result: Dict[str, Any], kd: Dict[str, Any], file_s
     half = (kd["bitmap_blocks"] // 2) * block_size
     nbits = min(max_mapnr, half * 8)
     need = (nbits + 7) // 8
+    counts = []  # type: List[int]
     for index, (ordinal, what) in enumerate((("1st", "present"), ("2nd", "dumped"))):
         offset = (1 + kd["sub_hdr_size"]) * block_size + index * half
         # never read past the image, nor more than the whole file holds (a flattened image
@@ -792,13 +793,14 @@ def _kdump_contents(img: Any, result: Dict[str, Any], kd: Dict[str, Any], file_s
         count, there = count_bitmap(img, offset, nbits, min(img.size - offset, file_size))
         if there < need:
             _truncated(result, "the %s bitmap (%d bytes at byte %d) is cut short after %d bytes (they mark %d "
-                       "pages %s): the pages %s cannot be counted" % (ordinal, need, offset, there, count,
-                                                                       what, what))
+                       "pages %s): the pages %s cannot be counted"
+                       % (ordinal, need, offset, there, count, what, what))
             contents["note"] = "the %s bitmap is cut short: the pages %s cannot be counted" % (ordinal, what)
             return
         contents["pages_" + what] = count
         contents[what + "_bytes"] = count * block_size
-    present, dumped = contents["pages_present"], contents["pages_dumped"]
+        counts.append(count)
+    present, dumped = counts
     contents["pages_excluded"] = present - dumped
     if dumped > present:
         result["problems"].append("corrupt bitmaps: the 2nd bitmap marks %d pages written but the 1st only %d "
@@ -846,28 +848,36 @@ def _finish_contents(result: Dict[str, Any]) -> None:
     contents["dumped_mib"] = round(dumped / MIB, 1)
     if present:
         contents["dumped_pct"] = round(100.0 * dumped / present, 2)
+    contents["note"] = _contents_verdict(result, contents)
+    if result["truncated"]:
+        contents["note"] += ("; but the file is truncated: not all of what the headers say was written is there "
+                             "(see problems)")
+
+
+def _contents_verdict(result: Dict[str, Any], contents: Dict[str, Any]) -> str:
+    """Set ``domu_pages_excluded`` and say what the counts mean."""
+    present, dumped = contents["present_bytes"], contents["dumped_bytes"]
     if contents["source"] == "pt_load":
-        contents["note"] = ("an ELF core records no dump level: %d of the %d bytes of memory its PT_LOADs cover are "
-                            "in the file; whether pages were left out as domU pages, free or zero pages cannot be "
-                            "told" % (dumped, present)) if dumped < present else (
-                            "every byte of memory the PT_LOADs cover is in the file")
-        return
+        if dumped < present:
+            return ("an ELF core records no dump level: its PT_LOADs put %d of the %d bytes of memory they cover "
+                    "in the file; whether pages were left out as domU pages, free or zero pages cannot be told"
+                    % (dumped, present))
+        return "the PT_LOADs put every byte of memory they cover in the file"
     level, excluded = contents["dump_level"], contents["pages_excluded"]
     if (result.get("kdump") or {}).get("split"):
-        contents["note"] = "one part of a split dump: its bitmaps do not say what this part holds"
-    elif result["is_xen"] is False:
-        contents["note"] = "a Linux dump: domU pages do not apply"
-    elif level is None or level < 0 or level > 1:
-        contents["note"] = ("dump level %s excludes pages by type (it needs Linux VMCOREINFO): pages makedumpfile -X "
-                            "left out as domU pages cannot be told from the others" % level)
-    elif excluded > 0:
+        return "one part of a split dump: its bitmaps do not say what this part holds"
+    if result["is_xen"] is False:
+        return "a Linux dump: domU pages do not apply"
+    if level is None or level < 0 or level > 1:
+        return ("dump level %s excludes pages by type (it needs Linux VMCOREINFO): pages makedumpfile -X left out "
+                "as domU pages cannot be told from the others" % level)
+    if excluded > 0:
         contents["domu_pages_excluded"] = True
-        contents["note"] = ("dump level %d keeps every page in the 2nd bitmap (zero pages included), so the %d "
-                            "pages excluded (%.1f MiB) are domU pages makedumpfile -X left out"
-                            % (level, excluded, excluded * contents["page_size"] / MIB))
-    else:
-        contents["domu_pages_excluded"] = False
-        contents["note"] = "dump level %d and nothing excluded: every page present was written" % level
+        return ("dump level %d keeps every page in the 2nd bitmap (zero pages included), so the %d pages excluded "
+                "(%.1f MiB) are domU pages makedumpfile -X left out"
+                % (level, excluded, excluded * contents["page_size"] / MIB))
+    contents["domu_pages_excluded"] = False
+    return "dump level %d and nothing excluded: every page present was written" % level
 
 
 def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:

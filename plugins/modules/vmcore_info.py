@@ -310,7 +310,9 @@ contents:
       type: int
       sample: 4096
     max_mapnr:
-      description: Highest page frame number + 1 (kdump_sub_header max_mapnr_64, or the header's 32-bit one before version 6; for an ELF core the end of the highest PT_LOAD in pages).
+      description:
+        - Highest page frame number + 1 (kdump_sub_header max_mapnr_64, or the header's 32-bit one before
+          version 6; for an ELF core the end of the highest PT_LOAD in pages, null without a page size).
       type: int
       sample: 1310720
     pages_present:

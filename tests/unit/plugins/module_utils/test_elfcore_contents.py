@@ -286,8 +286,17 @@ def test_real_vmcore_contents_match_the_kdump_bitmaps(tmp_path):
     assert c["pages_present"] == c["pages_dumped"] == 720764 and c["max_mapnr"] == XEN417_MAX_MAPNR
     assert c["pages_excluded"] == 0 and c["dumped_pct"] == 100.0 and c["dump_level"] is None
     assert c["domu_pages_excluded"] is None
-    assert c["note"] == "every byte of memory the PT_LOADs cover is in the file"
+    assert c["note"] == "the PT_LOADs put every byte of memory they cover in the file"
     assert c["bytes_per_present_mib"] == round(VMCORE_FULL_SIZE * MiB / memory)
+
+
+def test_real_vmcore_head_contents_say_the_file_is_truncated():
+    r = elfcore.inspect_dump(VMCORE_HEAD)
+    c = r["contents"]
+    assert r["truncated"] and c["pages_present"] == c["pages_dumped"] == 720764
+    assert c["bytes_per_present_mib"] == round(65536 * MiB / r["memory_bytes"])
+    assert c["note"] == ("the PT_LOADs put every byte of memory they cover in the file; but the file is truncated: "
+                         "not all of what the headers say was written is there (see problems)")
 
 
 def test_elf_core_with_excluded_ranges(tmp_path):
@@ -300,7 +309,7 @@ def test_elf_core_with_excluded_ranges(tmp_path):
     assert (c["pages_present"], c["pages_dumped"], c["pages_excluded"]) == (1280, 512, 768)
     assert c["dumped_pct"] == 40.0 and c["present_mib"] == 5.0 and c["dumped_mib"] == 2.0
     assert c["domu_pages_excluded"] is None and c["dump_level"] is None
-    assert c["note"].startswith("an ELF core records no dump level: 2097152 of the 5242880 bytes")
+    assert c["note"].startswith("an ELF core records no dump level: its PT_LOADs put 2097152 of the 5242880 bytes")
 
 
 def test_elf_core_without_pagesize_reports_bytes_only(tmp_path):
