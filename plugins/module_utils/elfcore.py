@@ -7,12 +7,15 @@
   ``vmlinux`` through pyelftools): boot protocol, ``init_size``, relocatable, 64-bit.
 * :func:`vmcore_info` -- what a captured dump is (ELF core, makedumpfile's kdump-compressed
   format, or its flattened stream as kdump-tools writes it), whether it is whole, and the
-  Xen/Linux facts its notes carry.  It never reads page data: every read goes through a
-  counting wrapper and the figure is returned as ``bytes_read``.
+  Xen/Linux facts its notes carry, and what it holds (``contents``: the page bitmaps of
+  makedumpfile's formats, counted 1 MiB at a time, or the PT_LOAD sizes of an ELF core).  It
+  never reads page data: every read goes through a counting wrapper and the figure is returned
+  as ``bytes_read``.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 from typing import Any, Dict, List, Optional, Tuple
@@ -321,6 +324,10 @@ class FlatImage(object):
         self._pos = positions
         self.size = max([o + s for o, s in zip(offsets, sizes)] or [0])
         self._cur = 0
+        # blocks sorted by image offset, so a read looks only at the blocks it can overlap
+        self._by_start = sorted(range(len(offsets)), key=offsets.__getitem__)
+        self._starts = [offsets[i] for i in self._by_start]
+        self._longest = max(sizes or [0])
 
     @property
     def bytes_read(self) -> int:
@@ -332,7 +339,10 @@ class FlatImage(object):
         n = min(n, self.size - offset)
         out = bytearray(n)
         end = offset + n
-        for boff, blen, bpos in zip(self._off, self._len, self._pos):
+        first = bisect.bisect_right(self._starts, offset - self._longest)
+        last = bisect.bisect_left(self._starts, end)
+        for index in sorted(self._by_start[first:last]):     # stream order: a later write wins
+            boff, blen, bpos = self._off[index], self._len[index], self._pos[index]
             lo = max(offset, boff)
             hi = min(end, boff + blen)
             if lo < hi:
@@ -372,6 +382,8 @@ DISK_DUMP_HEADER_SIZE = 464
 PAGE_DESC_SIZE = 24
 MAX_NOTES_BYTES = 8 << 20
 MAX_FLAT_BLOCKS = 50000000
+BITMAP_CHUNK = 1 << 20              # bitmaps are read and counted 1 MiB at a time
+MIB = 1 << 20
 
 NT_PRSTATUS = 1
 XEN_ELFNOTE_CRASH_INFO = 0x1000001
@@ -571,7 +583,7 @@ def _new_result(path: str) -> Dict[str, Any]:
         "remarks": [], "empty": False, "truncated": False, "size": 0, "expected_size": None,
         "bytes_read": 0, "kind": "unknown", "is_xen": None, "nr_cpus": None, "xen": None, "linux": None,
         "memory_bytes": None, "pt_load_count": None, "elf": None, "kdump": None, "flattened": None,
-        "notes": None,
+        "notes": None, "contents": None,
     }
 
 
@@ -652,6 +664,7 @@ def _inspect_elf(img: Any, result: Dict[str, Any]) -> None:
         result["problems"].append("no PT_LOAD segment: the dump holds no memory")
     if not note_segs:
         result["problems"].append("no PT_NOTE segment: no CPU registers, no Xen or VMCOREINFO notes")
+        _elf_contents(result, loads)
         return
     notes = []  # type: List[Tuple[str, int, bytes]]
     for seg in note_segs:
@@ -664,6 +677,7 @@ def _inspect_elf(img: Any, result: Dict[str, Any]) -> None:
         notes.extend(parsed)
         result["problems"].extend(problems)
     _apply_notes(result, notes, little)
+    _elf_contents(result, loads)
     if result["xen"]:
         _read_xen_strings(img, result["xen"], loads)
 
@@ -713,6 +727,157 @@ def _finish_xen_strings(xen: Dict[str, Any], strings: Dict[str, Optional[str]], 
 
 def _le(fmt: str, data: bytes, off: int) -> Any:
     return struct.unpack_from("<" + fmt, data, off)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Crash dumps: what they hold (bitmaps of kdump-compressed files, PT_LOADs of ELF cores)
+# ---------------------------------------------------------------------------------------------
+
+_HAS_BIT_COUNT = hasattr(int, "bit_count")      # Python >= 3.10
+
+
+def popcount(data: bytes) -> int:
+    """Number of set bits in ``data``."""
+    if not data:
+        return 0
+    value = int.from_bytes(data, "little")
+    if _HAS_BIT_COUNT:
+        return value.bit_count()  # type: ignore[attr-defined]
+    return bin(value).count("1")
+
+
+def count_bitmap(img: Any, offset: int, nbits: int, limit: int) -> Tuple[int, int]:
+    """Count the set bits among the first ``nbits`` bits of the bitmap at ``offset``.
+
+    Reads at most ``limit`` bytes, :data:`BITMAP_CHUNK` at a time.  Returns ``(set_bits,
+    bytes_there)``; ``bytes_there`` is short of ``ceil(nbits / 8)`` when the image ends first.
+    """
+    need = (nbits + 7) // 8
+    want = min(need, max(0, limit))
+    count = 0
+    got = 0
+    while got < want:
+        chunk = img.pread(offset + got, min(BITMAP_CHUNK, want - got))
+        if not chunk:
+            break
+        if got + len(chunk) == need and nbits % 8:
+            chunk = chunk[:-1] + bytes([chunk[-1] & ((1 << (nbits % 8)) - 1)])   # bits past max_mapnr
+        count += popcount(chunk)
+        got += len(chunk)
+    return count, got
+
+
+def _new_contents(source: str) -> Dict[str, Any]:
+    return {"source": source, "dump_level": None, "page_size": None, "max_mapnr": None,
+            "pages_present": None, "pages_dumped": None, "pages_excluded": None,
+            "present_bytes": None, "dumped_bytes": None, "present_mib": None, "dumped_mib": None,
+            "dumped_pct": None, "bytes_per_present_mib": None, "domu_pages_excluded": None, "note": ""}
+
+
+def _kdump_contents(img: Any, result: Dict[str, Any], kd: Dict[str, Any], file_size: int) -> None:
+    """Count both bitmaps of a kdump-compressed image (1st: pages present, 2nd: pages written)."""
+    contents = _new_contents("bitmaps")
+    result["contents"] = contents
+    block_size = kd["block_size"]
+    contents["dump_level"] = kd["dump_level"]
+    contents["page_size"] = block_size
+    contents["max_mapnr"] = max_mapnr = kd["max_mapnr"]
+    half = (kd["bitmap_blocks"] // 2) * block_size
+    nbits = min(max_mapnr, half * 8)
+    need = (nbits + 7) // 8
+    counts = []  # type: List[int]
+    for index, (ordinal, what) in enumerate((("1st", "present"), ("2nd", "dumped"))):
+        offset = (1 + kd["sub_hdr_size"]) * block_size + index * half
+        # never read past the image, nor more than the whole file holds (a flattened image
+        # with holes can claim any size)
+        count, there = count_bitmap(img, offset, nbits, min(img.size - offset, file_size))
+        if there < need:
+            _truncated(result, "the %s bitmap (%d bytes at byte %d) is cut short after %d bytes (they mark %d "
+                       "pages %s): the pages %s cannot be counted"
+                       % (ordinal, need, offset, there, count, what, what))
+            contents["note"] = "the %s bitmap is cut short: the pages %s cannot be counted" % (ordinal, what)
+            return
+        contents["pages_" + what] = count
+        contents[what + "_bytes"] = count * block_size
+        counts.append(count)
+    present, dumped = counts
+    contents["pages_excluded"] = present - dumped
+    if dumped > present:
+        result["problems"].append("corrupt bitmaps: the 2nd bitmap marks %d pages written but the 1st only %d "
+                                  "present" % (dumped, present))
+
+
+def _elf_contents(result: Dict[str, Any], loads: List[Dict[str, Any]]) -> None:
+    """Memory the PT_LOADs cover (p_memsz) against what the file holds (p_filesz)."""
+    contents = _new_contents("pt_load")
+    result["contents"] = contents
+    contents["present_bytes"] = sum(s["p_memsz"] for s in loads)
+    contents["dumped_bytes"] = sum(min(s["p_filesz"], s["p_memsz"]) for s in loads)
+    pagesize = None  # type: Optional[str]
+    for facts in (result.get("linux"), (result.get("xen") or {}).get("vmcoreinfo")):
+        if facts:
+            pagesize = facts.get("pagesize") or facts.get("PAGESIZE")
+            if pagesize:
+                break
+    page = int(pagesize) if pagesize and pagesize.isdigit() and int(pagesize) > 0 else None
+    if page is None:
+        return
+    contents["page_size"] = page
+
+    def pages(paddr: int, length: int) -> int:
+        return (-(-(paddr + length) // page) - paddr // page) if length > 0 else 0
+
+    contents["pages_present"] = sum(pages(s["p_paddr"], s["p_memsz"]) for s in loads)
+    contents["pages_dumped"] = sum(pages(s["p_paddr"], min(s["p_filesz"], s["p_memsz"])) for s in loads)
+    contents["pages_excluded"] = contents["pages_present"] - contents["pages_dumped"]
+    ends = [s["p_paddr"] + s["p_memsz"] for s in loads if s["p_memsz"]]
+    contents["max_mapnr"] = -(-max(ends) // page) if ends else 0
+
+
+def _finish_contents(result: Dict[str, Any]) -> None:
+    """Derived figures and the verdict on domU pages, once the notes have said whose dump it is."""
+    contents = result["contents"]
+    if not contents or contents["present_bytes"] is None:
+        return
+    present, dumped = contents["present_bytes"], contents["dumped_bytes"]
+    contents["present_mib"] = round(present / MIB, 1)
+    if present:
+        contents["bytes_per_present_mib"] = int(round(result["size"] * MIB / present))
+    if dumped is None:
+        return                                  # the 2nd bitmap is cut short: the note says so
+    contents["dumped_mib"] = round(dumped / MIB, 1)
+    if present:
+        contents["dumped_pct"] = round(100.0 * dumped / present, 2)
+    contents["note"] = _contents_verdict(result, contents)
+    if result["truncated"]:
+        contents["note"] += ("; but the file is truncated: not all of what the headers say was written is there "
+                             "(see problems)")
+
+
+def _contents_verdict(result: Dict[str, Any], contents: Dict[str, Any]) -> str:
+    """Set ``domu_pages_excluded`` and say what the counts mean."""
+    present, dumped = contents["present_bytes"], contents["dumped_bytes"]
+    if contents["source"] == "pt_load":
+        if dumped < present:
+            return ("an ELF core records no dump level: its PT_LOADs put %d of the %d bytes of memory they cover "
+                    "in the file; whether pages were left out as domU pages, free or zero pages cannot be told"
+                    % (dumped, present))
+        return "the PT_LOADs put every byte of memory they cover in the file"
+    level, excluded = contents["dump_level"], contents["pages_excluded"]
+    if (result.get("kdump") or {}).get("split"):
+        return "one part of a split dump: its bitmaps do not say what this part holds"
+    if result["is_xen"] is False:
+        return "a Linux dump: domU pages do not apply"
+    if level is None or level < 0 or level > 1:
+        return ("dump level %s excludes pages by type (it needs Linux VMCOREINFO): pages makedumpfile -X left out "
+                "as domU pages cannot be told from the others" % level)
+    if excluded > 0:
+        contents["domu_pages_excluded"] = True
+        return ("dump level %d keeps every page in the 2nd bitmap (zero pages included), so the %d pages excluded "
+                "(%.1f MiB) are domU pages makedumpfile -X left out"
+                % (level, excluded, excluded * contents["page_size"] / MIB))
+    contents["domu_pages_excluded"] = False
+    return "dump level %d and nothing excluded: every page present was written" % level
 
 
 def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:
@@ -795,6 +960,7 @@ def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:
     if bitmap_bytes * 8 < kd["max_mapnr"]:
         result["problems"].append("corrupt header: %d bitmap blocks of %d bytes cannot map max_mapnr %d pages"
                                   % (bitmap_blocks, block_size, kd["max_mapnr"]))
+    _kdump_contents(img, result, kd, result["size"])
     desc_off = (1 + sub_hdr_size + bitmap_blocks) * block_size
     expected = desc_off
     notes = []  # type: List[Tuple[str, int, bytes]]
@@ -852,6 +1018,10 @@ def _inspect_kdump(img: Any, result: Dict[str, Any]) -> None:
         return
     dumpable = (first_off - desc_off) // PAGE_DESC_SIZE
     kd["dumpable_pages"] = dumpable
+    dumped = (result["contents"] or {}).get("pages_dumped")
+    if dumped is not None and dumped != dumpable and not kd["split"]:
+        result["remarks"].append("the 2nd bitmap marks %d pages written but the page descriptor table holds %d"
+                                 % (dumped, dumpable))
     last_at = desc_off + PAGE_DESC_SIZE * (dumpable - 1)
     last = img.pread(last_at, PAGE_DESC_SIZE)
     expected = max(expected, first_off + first_size)
@@ -975,6 +1145,7 @@ def inspect_dump(path: str, expect: str = "any") -> Dict[str, Any]:
         else:
             result["problems"].append("not a crash dump: no ELF, KDUMP or makedumpfile signature (starts with %r)"
                                       % magic[:16])
+        _finish_contents(result)
     finally:
         result["bytes_read"] = reader.bytes_read
         reader.close()

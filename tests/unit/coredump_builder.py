@@ -158,10 +158,11 @@ XEN417_LOADS = ((0x0, 0x9FC00), (0x100000, 0x3F00000), (0x14000000, 0x6BFDC000),
                 (0x100000000, 0x40000000))
 
 
-def elf_core(notes: bytes, loads: Iterable[Tuple[int, int]], machine: int = EM_X86_64,
+def elf_core(notes: bytes, loads: Iterable[Sequence[int]], machine: int = EM_X86_64,
              e_type: int = ET_CORE, note_offset: int = 0x1000) -> Tuple[bytes, int]:
     """An ELF core the way Linux/Xen lay it out: headers, notes at 0x1000, page-aligned PT_LOADs.
 
+    ``loads`` are ``(paddr, memsz)`` or ``(paddr, memsz, filesz)``.
     Returns ``(head, full_size)``: the bytes up to the first PT_LOAD's data, and the size the whole
     file must have.  PT_LOAD contents are zeros (write them sparse with :func:`write_sparse`).
     """
@@ -170,9 +171,11 @@ def elf_core(notes: bytes, loads: Iterable[Tuple[int, int]], machine: int = EM_X
     data = -(-(note_offset + len(notes)) // PAGE) * PAGE
     phdrs = phdr(PT_NOTE, note_offset, 0, 0, len(notes), len(notes), flags=0)
     end = data
-    for paddr, memsz in loads:
-        phdrs += phdr(PT_LOAD, end, 0xFFFF888000000000 + paddr, paddr, memsz, memsz, align=0)
-        end += memsz
+    for load in loads:
+        paddr, memsz = load[0], load[1]
+        filesz = load[2] if len(load) > 2 else memsz     # makedumpfile -E: p_filesz < p_memsz where it excluded
+        phdrs += phdr(PT_LOAD, end, 0xFFFF888000000000 + paddr, paddr, filesz, memsz, align=0)
+        end += filesz
     head = bytearray(ehdr(e_type, phnum, machine) + phdrs)
     head += b"\0" * (note_offset - len(head))
     head += notes
@@ -217,12 +220,15 @@ def utsname(sysname: str = "", nodename: str = "", release: str = "", version: s
 def kdump_compressed(notes: bytes = b"", nr_cpus: int = 2, max_mapnr: int = 0x140000, dumpable_pages: int = 4,
                      header_version: int = 6, block_size: int = PAGE, dump_level: int = 0,
                      uts: Optional[bytes] = None, vmcoreinfo: bytes = b"", status: int = DUMP_DH_COMPRESSED_ZLIB,
-                     eraseinfo: bytes = b"", signature: bytes = b"KDUMP   ") -> bytes:
+                     eraseinfo: bytes = b"", signature: bytes = b"KDUMP   ",
+                     bitmap1: Optional[bytes] = None, bitmap2: Optional[bytes] = None) -> bytes:
     """A whole (small) kdump-compressed file as makedumpfile lays it out.
 
     Block 0: disk_dump_header.  Block 1..sub_hdr_size: kdump_sub_header, then vmcoreinfo and the
     ELF notes.  Then two bitmaps of ``max_mapnr`` bits each, page descriptors for
     ``dumpable_pages`` pages and their (fake, 64-byte "compressed") page data, then eraseinfo.
+    By default both bitmaps mark the first ``dumpable_pages`` pages; ``bitmap1`` (pages present)
+    and ``bitmap2`` (pages written) replace them (see :func:`pfn_bitmap`).
     """
     sub_len = SUB_HEADER_V6_SIZE + len(vmcoreinfo) + len(notes)
     sub_hdr_size = max(1, -(-sub_len // block_size))
@@ -263,8 +269,28 @@ def kdump_compressed(notes: bytes = b"", nr_cpus: int = 2, max_mapnr: int = 0x14
     for i in range(dumpable_pages):        # mark the first pages dumpable in both bitmaps
         out[bm + i // 8] |= 1 << (i % 8)
         out[bm + bitmap_blocks // 2 * block_size + i // 8] |= 1 << (i % 8)
+    for index, given in enumerate((bitmap1, bitmap2)):
+        if given is not None:
+            at = bm + index * (bitmap_blocks // 2 * block_size)
+            assert len(given) <= bitmap_blocks // 2 * block_size
+            out[at:at + bitmap_bytes] = given.ljust(bitmap_bytes, b"\0")
     out[desc_off:data_off] = descs
     return bytes(out) + page_data + eraseinfo
+
+
+def pfn_bitmap(ranges: Iterable[Tuple[int, int]], max_mapnr: int) -> bytes:
+    """A makedumpfile bitmap of ``max_mapnr`` bits (bit ``pfn`` = byte pfn//8, bit pfn%8) with the
+    PFNs of each ``[start, end)`` range set."""
+    out = bytearray(-(-max_mapnr // 8))
+    for start, end in ranges:
+        for pfn in range(start, min(end, max_mapnr)):
+            out[pfn // 8] |= 1 << (pfn % 8)
+    return bytes(out)
+
+
+def pfn_ranges(loads: Iterable[Tuple[int, int]], page: int = PAGE) -> List[Tuple[int, int]]:
+    """The PFN ranges makedumpfile marks present for PT_LOADs (paddr, memsz): partial pages included."""
+    return [(paddr // page, -(-(paddr + memsz) // page)) for paddr, memsz in loads]
 
 
 def flatten(image: bytes, pieces: Optional[Sequence[Tuple[int, int]]] = None, end_marker: bool = True,

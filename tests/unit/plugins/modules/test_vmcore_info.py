@@ -43,6 +43,7 @@ def test_real_xen_vmcore(capsys, xen_vmcore):
     assert result["xen"]["version"] == "4.17" and result["nr_cpus"] == 2
     assert result["xen"]["crash_regs"] == 2 and result["pt_load_count"] == 4
     assert result["size"] == VMCORE_FULL_SIZE and 0 < result["bytes_read"] < 1 << 20
+    assert result["contents"]["source"] == "pt_load" and result["contents"]["pages_present"] == 720764
     assert result["candidates"] == [xen_vmcore]
 
 
@@ -69,6 +70,30 @@ def test_truncated_flattened_dump_fails_with_report(capsys, tmp_path):
     assert result["path"].endswith("dump.202611261152")
     assert result["format"] == "flattened" and result["inner_format"] == "kdump-compressed"
     assert result["truncated"] is True and result["is_xen"] is True and result["kdump"]["nr_cpus"] == 2
+    # what it holds: the header facts are there, the cut 1st bitmap cannot be counted
+    contents = result["contents"]
+    assert (contents["dump_level"], contents["page_size"], contents["max_mapnr"]) == (0, 4096, 0x140000)
+    assert contents["pages_present"] is None and contents["domu_pages_excluded"] is None
+    assert "1st bitmap (163840 bytes at byte 12288) is cut short" in result["msg"]
+
+
+def test_flattened_xen_dump_with_domu_pages_excluded(capsys, tmp_path):
+    """-c -X -d 1 on a 16 MiB host: pfns 1000..1999 (a domU) left out of the 2nd bitmap."""
+    mapnr = 4096
+    image = cb.kdump_compressed(notes=cb.xen_notes(), max_mapnr=mapnr, dumpable_pages=3096, dump_level=1,
+                                bitmap1=cb.pfn_bitmap([(0, mapnr)], mapnr),
+                                bitmap2=cb.pfn_bitmap([(0, 1000), (2000, mapnr)], mapnr))
+    (tmp_path / "dump.202611261152").write_bytes(cb.flatten(image))
+    rc, result = run_module(capsys, {"path": str(tmp_path), "expect": "xen"})
+    assert rc == 0 and result["valid"] is True, result.get("msg")
+    contents = result["contents"]
+    assert sorted(contents) == sorted(["source", "dump_level", "page_size", "max_mapnr", "pages_present",
+                                       "pages_dumped", "pages_excluded", "present_bytes", "dumped_bytes",
+                                       "present_mib", "dumped_mib", "dumped_pct", "bytes_per_present_mib",
+                                       "domu_pages_excluded", "note"])
+    assert (contents["pages_present"], contents["pages_dumped"], contents["pages_excluded"]) == (4096, 3096, 1000)
+    assert contents["present_mib"] == 16.0 and contents["dumped_pct"] == 75.59
+    assert contents["domu_pages_excluded"] is True and contents["source"] == "bitmaps"
 
 
 def test_report_only(capsys, tmp_path):
