@@ -208,7 +208,7 @@ def parse_makedump_args(args: str) -> Dict[str, Any]:
         tok = tokens[i]
         i += 1
         if tok.startswith("--") and len(tok) > 2:
-            name, _, value = tok[2:].partition("=")
+            name, _sep, value = tok[2:].partition("=")
             if name in _LONG_WITH_ARG and not value:
                 value = tokens[i] if i < len(tokens) else ""
                 i += 1
@@ -349,11 +349,11 @@ def plan_capture(makedumpfile_facts: Optional[Dict[str, Any]], mode: str = "auto
             if parsed["elf"] and parsed["compressors"]:
                 raise MakedumpArgsInvalid("xenkdump_makedump_args %r: %s." % (
                     makedump_args, args_problems(makedump_args, is_dom0=False)[0]), args=makedump_args)
-            return _result(makedump_args, "explicit", "xenkdump_makedump_args (not a Xen dom0: not checked "
-                                                      "against Xen's rules)", parsed)
+            why = "xenkdump_makedump_args (not a Xen dom0: not checked against Xen's rules)"
+            return _result(makedump_args, "explicit", why, parsed)
         if syms:
-            return _result("-c -X --xen-syms " + syms, "non-dom0", "not a Xen dom0: the role's previous default "
-                                                                  "with xen-syms")
+            why = "not a Xen dom0: the role's previous default with xen-syms"
+            return _result("-c -X --xen-syms " + syms, "non-dom0", why)
         return _result(FULL_ARGS, "non-dom0", "not a Xen dom0: whole-memory dump (-c -d 0)")
 
     if makedump_args:
@@ -363,7 +363,7 @@ def plan_capture(makedumpfile_facts: Optional[Dict[str, Any]], mode: str = "auto
         level_problems = [p for p in problems if "needs dom0's Linux vmcoreinfo" in p]
         if level_problems:
             raise MakedumpLevelNeedsVmcoreinfo("xenkdump_makedump_args %r asks for dump level %d on a Xen dom0."
-                                               % (makedump_args, parsed["dump_level"]), args=makedump_args)
+                                               % (makedump_args, parsed["dump_level"] or 0), args=makedump_args)
         if problems:
             raise MakedumpArgsInvalid("xenkdump_makedump_args: %s." % "; ".join(problems), args=makedump_args)
         return _result(makedump_args, "explicit", "xenkdump_makedump_args, checked against makedumpfile's "

@@ -188,7 +188,7 @@ xen:
     max_pfn:
       description:
         - Page frames up to the end of the highest usable RAM range of Xen's boot-time e820 map
-          (C(Xen-e820 RAM map:) in C(xl dmesg)): the size of makedumpfile's Xen bitmaps. C(null) when
+          (C(Xen-e820 RAM map) in C(xl dmesg)), which is the size of makedumpfile's Xen bitmaps. C(null) when
           the console ring no longer holds the map.
       type: int
       returned: always
@@ -214,7 +214,7 @@ xen:
         reason: ""
     dump_target:
       description:
-        - Where local dumps go (O(dump_path)): whether it exists, the filesystem's C(free_bytes)
+        - Where local dumps go (O(dump_path)), whether it exists, the filesystem's C(free_bytes)
           (available to unprivileged users, f_bavail) and C(total_bytes), measured on
           C(statvfs_path) (the path or its nearest existing parent), and the dump directories
           already there, by name (at most 200, C(dumps_truncated) when there are more; C(bytes)
