@@ -9,6 +9,7 @@ kdump-tools 1.8.1's pruning rule (after the save, never before)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, strategies as st
 
 from sysroot import MAKEDUMPFILE_DEB12, SYNTHETIC, fixture
 
@@ -332,3 +333,24 @@ def test_room_bad_policy(kw):
     with pytest.raises(XenKdumpError) as err:
         capture.check_room(EST, target(1), **kw)
     assert err.value.code == "XK700"
+
+
+# ----------------------------------------------------------------------------- any text
+
+_WORDS = st.sampled_from(["-c", "-l", "-p", "-z", "-X", "-E", "-F", "-d", "1", "31", "0,1", "-d1", "-cXd1",
+                          "--xen-syms", "--xen-syms=/x", "/boot/xen-syms", "--message-level", "'", '"', "-x",
+                          "--num-threads", "-", "--", "x y"])
+
+
+@given(st.lists(_WORDS, max_size=8).map(" ".join) | st.text(max_size=40))
+def test_any_makedump_args_give_problems_or_a_documented_error(text):
+    problems = capture.args_problems(text, compressors=DEB12["compressors"])    # never raises
+    assert isinstance(problems, list) and all(isinstance(p, str) and p for p in problems)
+    try:
+        plan = capture.plan_capture(DEB12, makedump_args=text)
+    except (capture.MakedumpArgsInvalid, capture.MakedumpLevelNeedsVmcoreinfo):
+        assert problems or not text.strip()
+        return
+    # accepted on a dom0 only when the shared rule finds nothing wrong
+    if text.strip():
+        assert problems == [] and plan["args"] == text.strip()
