@@ -511,8 +511,9 @@ SIZING: Dict[str, Any] = {
     # Capture userspace and buffers per dump target (makedumpfile, compression, writeback,
     # network stack for nfs/ssh).
     "target_mb": {"local": 16.0, "nfs": 48.0, "ssh": 32.0},
-    # makedumpfile's Xen path keeps full bitmaps (no cyclic mode): 2 bits per 4 KiB page of
-    # HOST RAM -> host_RAM / 16384.
+    # makedumpfile's Xen path keeps full bitmaps (no cyclic mode): 2 bits per 4 KiB page frame
+    # up to the highest RAM address (max_pfn from Xen's e820 map when known; host RAM
+    # otherwise, which is smaller whenever RAM has holes, e.g. the PCI hole below 4 GiB).
     "bitmap_bits_per_page": 2,
     "page_size": 4096,
     # Per physical CPU: crash notes (CORE + Xen CRASH_REGS), ELF core header entries.
@@ -552,8 +553,11 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 def size_region(host_memory_mb: int, nr_cpus: int, dump_target: str = "local",
                 kernel_init_size: Optional[int] = None, initrd_size: Optional[int] = None,
                 headroom_pct: Optional[float] = None, headroom_mb: Optional[int] = None,
-                table: Optional[Dict[str, Any]] = None) -> SizingResult:
-    """The one sizing function: what the crash region must hold on this host, and what to ask for."""
+                table: Optional[Dict[str, Any]] = None, max_pfn: Optional[int] = None) -> SizingResult:
+    """The one sizing function: what the crash region must hold on this host, and what to ask for.
+
+    ``max_pfn`` (xen_facts' ``max_pfn``: page frames up to Xen's highest RAM address) sizes
+    makedumpfile's bitmaps when known; host RAM's page count otherwise (never less than it)."""
     t = dict(SIZING)
     if table:
         t.update(table)
@@ -572,13 +576,16 @@ def size_region(host_memory_mb: int, nr_cpus: int, dump_target: str = "local",
     _check_int("headroom_mb", extra, 0)
 
     pages = host_memory_mb * MIB // t["page_size"]
+    bitmap_pages = pages
+    if max_pfn is not None:
+        bitmap_pages = max(pages, _check_int("max_pfn", max_pfn, 1))
     components = {
         "kernel_init_size": init_size / MIB,
         "initramfs_unpacked": initrd * t["initrd_unpack_factor"] / MIB,
         "purgatory": float(t["purgatory_mb"]),
         "runtime_base": float(t["runtime_base_mb"]),
         "capture_" + dump_target: float(t["target_mb"][dump_target]),
-        "makedumpfile_bitmap": pages * t["bitmap_bits_per_page"] / 8.0 / MIB,
+        "makedumpfile_bitmap": bitmap_pages * t["bitmap_bits_per_page"] / 8.0 / MIB,
         "per_cpu": nr_cpus * t["per_cpu_kib"] / 1024.0,
     }
     # The load must fit too: kexec-tools places the kernel (init_size), the compressed initrd
@@ -597,7 +604,8 @@ def size_region(host_memory_mb: int, nr_cpus: int, dump_target: str = "local",
         inputs={"total_memory_mb": host_memory_mb, "nr_cpus": nr_cpus, "dump_target": dump_target,
                 "kernel_init_size": init_size, "initrd_size": initrd, "headroom_pct": pct,
                 "headroom_mb": extra, "kernel_init_size_default": kernel_init_size is None,
-                "initrd_size_default": initrd_size is None, "load_phase_mb": round(load_phase, 2)},
+                "initrd_size_default": initrd_size is None, "load_phase_mb": round(load_phase, 2),
+                "max_pfn": max_pfn, "bitmap_pages": bitmap_pages},
     )
 
 
@@ -663,7 +671,8 @@ def plan(total_memory_mb: int, nr_cpus: int, xen_commandline: Optional[str],
          reserved_start: Optional[int] = None, size: str = "auto", below_4g: bool = True,
          dump_target: str = "local", kernel_init_size: Optional[int] = None,
          initrd_size: Optional[int] = None, headroom_pct: Optional[float] = None,
-         headroom_mb: Optional[int] = None, table: Optional[Dict[str, Any]] = None) -> Plan:
+         headroom_mb: Optional[int] = None, table: Optional[Dict[str, Any]] = None,
+         max_pfn: Optional[int] = None) -> Plan:
     """Facts + policy -> what Xen's crashkernel= should be on this host, and what to change.
 
     ``xen_commandline`` None means "unknown" and is treated like a line without crashkernel=.
@@ -671,7 +680,7 @@ def plan(total_memory_mb: int, nr_cpus: int, xen_commandline: Optional[str],
     unknown).  Pure: no host access.
     """
     sizing = size_region(total_memory_mb, nr_cpus, dump_target, kernel_init_size, initrd_size,
-                         headroom_pct, headroom_mb, table)
+                         headroom_pct, headroom_mb, table, max_pfn=max_pfn)
     if not isinstance(size, str) or not size.strip():
         raise SizingInputError("size must be 'auto' or a Xen crashkernel= value, got %r." % (size,))
     size = size.strip()
@@ -825,6 +834,8 @@ def plan_from_facts(facts: Dict[str, Any], **policy: Any) -> Plan:
     for name in ("kernel_init_size", "initrd_size"):
         if policy.get(name) is None:
             policy[name] = images.get(name)
+    if policy.get("max_pfn") is None:
+        policy["max_pfn"] = facts.get("max_pfn")
     return plan(total_memory_mb=facts["host_memory_mb"], nr_cpus=facts["nr_cpus"],
                 xen_commandline=facts.get("xen_commandline"), dom0_cmdline=facts.get("dom0_cmdline"),
                 reserved_mb_now=region.get("size_mb"), reserved_start=region.get("start"), **policy)

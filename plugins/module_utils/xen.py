@@ -13,17 +13,22 @@
   of the "Facts contract" in ``docs/architecture.md`` (``xen_facts`` returns it, the
   ``xen_crash_region`` planner calls it for live defaults).
 
-Nothing here changes the host: only ``xl info``, ``xl list 0``, ``xl dmesg`` and the
-read-only kexec probes (through ``kexec.py``) are run, and only on a dom0.
+Nothing here changes the host: only ``xl info``, ``xl list``, ``xl dmesg`` and the
+read-only kexec probes (through ``kexec.py``) are run, and only on a dom0; ``makedumpfile -v``
+and ``statvfs`` of the dump path (:func:`dump_target_facts`) on every host.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from typing import Any, Dict, List, Optional, Sequence
 
+from ansible_collections.xenkdump.fleet.plugins.module_utils import capture
 from ansible_collections.xenkdump.fleet.plugins.module_utils import cmdline
 from ansible_collections.xenkdump.fleet.plugins.module_utils import kexec
+from ansible_collections.xenkdump.fleet.plugins.module_utils import known_issues
 from ansible_collections.xenkdump.fleet.plugins.module_utils.errors import XenKdumpError
 from ansible_collections.xenkdump.fleet.plugins.module_utils.hostio import Host
 
@@ -90,7 +95,7 @@ class NotDom0(XenKdumpError):
 class XlListUnparsable(XenKdumpError):
     code = "XK103"
     title = "xl list output could not be understood"
-    remedy = ("Run 'xl list 0' by hand as root: it must print a header and a Domain-0 row "
+    remedy = ("Run 'xl list' by hand as root: it must print a header and a Domain-0 row "
               "'Name ID Mem VCPUs State Time(s)'. Reinstall the Xen tools matching the "
               "running hypervisor if it does not.")
 
@@ -197,6 +202,13 @@ def dom0_row(rows: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return None
 
 
+def domu_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The guests of :func:`parse_xl_list` (every row but ID 0) as the ``domains`` fact:
+    [{name, domid, mem_mb, vcpus, state}]."""
+    return [{"name": r["name"], "domid": r["id"], "mem_mb": r["mem_mb"], "vcpus": r["vcpus"],
+             "state": r["state"]} for r in rows if r["id"] != 0]
+
+
 # "(XEN) " prefix, optional "[timestamp] " (console_timestamps=), optional "<N>" loglevel.
 _XEN_PREFIX = r"^(?:\(XEN\)\s*)?(?:\[[^\]]*\]\s*)?(?:<\d>)?"
 _KDUMP_ANY = re.compile(_XEN_PREFIX + r"Kdump:\s*(.*?)\s*$")
@@ -237,6 +249,59 @@ def parse_kdump_line(xl_dmesg_text: str) -> Optional[Dict[str, Any]]:
                            "in the e820 map" % (failed.group(1), failed.group(3))}
     return {"reserved": False, "size_bytes": None, "start": None, "line": line,
             "failure": "Xen printed %r" % line}
+
+
+_E820_HEADER = re.compile(_XEN_PREFIX + r"(Xen-e820|EFI|Multiboot|BIOS-provided physical) RAM map:\s*$")
+# Xen >= 4.12: " [0000000000100000, 000000007ffdbfff] (usable)" (inclusive end);
+# older: " 0000000000100000 - 000000007ffdc000 (usable)" (exclusive end).
+_E820_BRACKET = re.compile(_XEN_PREFIX + r"\[([0-9a-fA-F]+),\s*([0-9a-fA-F]+)\]\s*\(([^)]*)\)")
+_E820_DASH = re.compile(_XEN_PREFIX + r"([0-9a-fA-F]{8,})\s*-\s*([0-9a-fA-F]{8,})\s*\(([^)]*)\)")
+
+
+def parse_e820(xl_dmesg_text: str) -> Optional[List[Dict[str, Any]]]:
+    """Xen's boot-time RAM map from ``xl dmesg`` (the last "Xen-e820 RAM map:" block, else the
+    last other "... RAM map:" block) -> [{start, end (exclusive), type}], or None when the
+    console ring no longer holds it."""
+    blocks: List[List[Dict[str, Any]]] = []
+    kinds: List[str] = []
+    current: Optional[List[Dict[str, Any]]] = None
+    for raw in (xl_dmesg_text or "").splitlines():
+        line = raw.strip()
+        header = _E820_HEADER.match(line)
+        if header:
+            current = []
+            blocks.append(current)
+            kinds.append(header.group(1))
+            continue
+        if current is None:
+            continue
+        bracket = _E820_BRACKET.match(line)
+        dash = _E820_DASH.match(line) if not bracket else None
+        if bracket:
+            current.append({"start": int(bracket.group(1), 16), "end": int(bracket.group(2), 16) + 1,
+                            "type": bracket.group(3).strip()})
+        elif dash:
+            current.append({"start": int(dash.group(1), 16), "end": int(dash.group(2), 16),
+                            "type": dash.group(3).strip()})
+        else:
+            current = None
+    for wanted in ("Xen-e820", None):
+        for kind, block in reversed(list(zip(kinds, blocks))):
+            if block and (wanted is None or kind == wanted):
+                return block
+    return None
+
+
+def highest_ram(xl_dmesg_text: str, page_size: int = 4096) -> Dict[str, Any]:
+    """{max_pfn, highest_ram_address} from Xen's e820 map in ``xl dmesg`` (usable RAM only):
+    the number of page frames makedumpfile's Xen bitmaps cover, and the last RAM byte.
+    Both None when the map is gone from the console ring."""
+    ranges = parse_e820(xl_dmesg_text) or []
+    ends = [r["end"] for r in ranges if r["type"].lower() in ("usable", "ram") and r["end"] > r["start"]]
+    if not ends:
+        return {"max_pfn": None, "highest_ram_address": None}
+    top = max(ends)
+    return {"max_pfn": (top + page_size - 1) // page_size, "highest_ram_address": top - 1}
 
 
 def crashkernel_warnings(xl_dmesg_text: str) -> List[str]:
@@ -556,7 +621,13 @@ def _empty_facts() -> Dict[str, Any]:
         "is_xen": False, "is_dom0": False, "guest_type": "none", "guest_type_source": "",
         "reason": "", "xen_version": None, "xen_commandline": None, "xen_cmdline_tokens": [],
         "xen_cmdline_options": {}, "host_memory_mb": None, "host_free_memory_mb": None,
-        "dom0_memory_mb": None, "nr_cpus": None,
+        "dom0_memory_mb": None, "nr_cpus": None, "domains": None, "max_pfn": None,
+        "highest_ram_address": None,
+        "makedumpfile": capture.unknown_makedumpfile(None, "not gathered"),
+        "dump_target": {"path": None, "exists": None, "statvfs_path": None, "free_bytes": None,
+                        "total_bytes": None, "dumps": [], "dumps_count": 0, "dumps_truncated": False,
+                        "error": "not gathered"},
+        "known_issues": [],
         "crash_region": {"reserved": None, "size_bytes": None, "size_mb": None, "start": None,
                          "start_hex": None, "source": "none", "note": "",
                          "console_rotated": None, "kdump_line": None, "warnings": []},
@@ -574,7 +645,77 @@ def _empty_facts() -> Dict[str, Any]:
     }
 
 
-def gather(host: Host) -> Dict[str, Any]:
+DUMPS_LIMIT = 200
+
+
+def dump_target_facts(host: Host, path: str, limit: int = DUMPS_LIMIT) -> Dict[str, Any]:
+    """Free space where dumps go, and the dumps already there (read-only, no deep walk).
+
+    ``statvfs`` of ``path`` (through the host root), or of its nearest existing parent when it
+    does not exist yet (kdump-tools creates it): ``free_bytes`` = f_bavail x f_frsize,
+    ``total_bytes`` = f_blocks x f_frsize.  ``dumps``: the directories directly in ``path``
+    (kdump-tools writes ``<YYYYMMDDHHMM>/dump.<stamp>``, ``vmcore.<stamp>``, ``dmesg.<stamp>``),
+    by name, at most ``limit``, each {name, bytes (its regular files, one level), files, mtime}."""
+    out: Dict[str, Any] = {"path": path, "exists": False, "statvfs_path": None, "free_bytes": None,
+                           "total_bytes": None, "dumps": [], "dumps_count": 0, "dumps_truncated": False,
+                           "error": ""}
+    if not path or not path.startswith("/"):
+        out["error"] = "dump_path %r is not an absolute path" % (path,)
+        return out
+    path = os.path.normpath(path)
+    out["path"] = path
+    out["exists"] = os.path.isdir(host.p(path))
+    probe = path
+    while not os.path.isdir(host.p(probe)) and probe != "/":
+        probe = os.path.dirname(probe)
+    try:
+        st = os.statvfs(host.p(probe))
+    except OSError as exc:
+        out["error"] = "statvfs(%s) failed: %s" % (probe, exc.strerror or exc)
+        return out
+    out.update(statvfs_path=probe, free_bytes=st.f_bavail * st.f_frsize, total_bytes=st.f_blocks * st.f_frsize)
+    if not out["exists"]:
+        return out
+    try:
+        names = sorted(os.listdir(host.p(path)))
+    except OSError as exc:
+        out["error"] = "cannot list %s: %s" % (path, exc.strerror or exc)
+        return out
+    dirs = []
+    for name in names:
+        try:
+            st_entry = os.lstat(os.path.join(host.p(path), name))
+        except OSError:
+            continue
+        if stat.S_ISDIR(st_entry.st_mode):
+            dirs.append((name, st_entry))
+    out["dumps_count"] = len(dirs)
+    out["dumps_truncated"] = len(dirs) > limit
+    for name, st_entry in dirs[:limit]:
+        total = 0
+        files = 0
+        try:
+            with os.scandir(os.path.join(host.p(path), name)) as entries:
+                for entry in entries:
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                        files += 1
+        except OSError:
+            pass
+        out["dumps"].append({"name": name, "bytes": total, "files": files, "mtime": int(st_entry.st_mtime)})
+    return out
+
+
+def makedumpfile_facts(host: Host) -> Dict[str, Any]:
+    """The ``makedumpfile`` fact: {present, path, version, compressors, known, reason}."""
+    path = host.which("makedumpfile")
+    if path is None:
+        return capture.makedumpfile_fact(None, None, "", "")
+    result = host.run([path, "-v"])
+    return capture.makedumpfile_fact(path, result.rc, result.stdout or "", result.stderr or "")
+
+
+def gather(host: Host, dump_path: str = "/var/crash") -> Dict[str, Any]:
     """Every fact of the "Facts contract" (docs/architecture.md) for this host.
 
     Read-only.  On a non-Xen host or a domU it returns is_dom0 False with ``reason`` and runs
@@ -609,6 +750,8 @@ def gather(host: Host) -> Dict[str, Any]:
     facts["kexec"] = dict(probe)
 
     facts["bootloader"] = cmdline.detect_bootloader(host, family)
+    facts["makedumpfile"] = makedumpfile_facts(host)
+    facts["dump_target"] = dump_target_facts(host, dump_path)
 
     if not facts["is_dom0"]:
         if facts["is_xen"]:
@@ -648,13 +791,16 @@ def gather(host: Host) -> Dict[str, Any]:
         facts["host_free_memory_mb"] = info["free_memory"]
         facts["nr_cpus"] = info["nr_cpus"]
         facts["xen_commandline"] = info.get("xen_commandline")
-        row = dom0_row(parse_xl_list(_run_xl(host, xl_path, ["list", "0"])))
+        rows = parse_xl_list(_run_xl(host, xl_path, ["list"]))
+        row = dom0_row(rows)
         if row is None:
-            raise XlListUnparsable("'xl list 0' has no row with ID 0 (Domain-0).")
+            raise XlListUnparsable("'xl list' has no row with ID 0 (Domain-0).")
         facts["dom0_memory_mb"] = row["mem_mb"]
+        facts["domains"] = domu_rows(rows)
         dmesg = host.run([xl_path, "dmesg"])
         if dmesg.rc == 0:
             dmesg_text = dmesg.stdout or ""
+            facts.update(highest_ram(dmesg_text))
             if not facts["xen_commandline"]:
                 facts["xen_commandline"] = dmesg_commandline(dmesg_text)
         else:
@@ -682,6 +828,7 @@ def gather(host: Host) -> Dict[str, Any]:
     # What the sizing model needs about this host's crash kernel (init_size, crash initrd), so
     # the region can be planned from these facts alone (crashkernel.plan_from_facts).
     facts["crash_images"] = kexec.crash_image_sizes(host)
+    facts["known_issues"] = known_issues.find(known_issues.component_versions(facts))
     return facts
 
 

@@ -19,9 +19,13 @@ description:
     guest type (C(PV), C(PVH), C(HVM) or C(none)), with the source that decided it
     (C(/sys/hypervisor/guest_type), C(/proc/xen/capabilities),
     C(/sys/hypervisor/properties/features), DMI).
-  - From C(xl info), C(xl list 0) and C(xl dmesg) on a dom0, the Xen version, the Xen
+  - From C(xl info), C(xl list) and C(xl dmesg) on a dom0, the Xen version, the Xen
     command line (raw, tokenised and as options), the B(host) total and free memory, dom0's
-    memory and the number of physical CPUs.
+    memory, the guests (C(domains)), the number of physical CPUs, and the highest RAM page
+    frame from Xen's boot-time e820 map (C(max_pfn)).
+  - C(makedumpfile -v) (version, compressors it was built with) and the free space and old dumps
+    of O(dump_path), for the C(xenkdump.fleet.capture_plan) filter.
+  - Versions with a known capture-breaking bug (C(known_issues)).
   - The crash region Xen reserved (size and start) from Xen's boot-time C(Kdump:) line and
     from C(kexec --print-ckr-size), saying which source answered. When the Xen console ring
     has rotated (no boot banner left in C(xl dmesg)) the result says so and what to do.
@@ -36,8 +40,9 @@ description:
   - Missing C(xl) or kexec-tools are reported in C(problems) with the package to install.
     C(xl) failing on a dom0, or output that cannot be parsed, fails the task with an error
     code (C(XK1xx)) and the fix.
-  - Only reads files and runs C(xl info), C(xl list 0), C(xl dmesg), C(kexec --version),
-    C(kexec --print-ckr-size) and C(kexec -S -p); runs no Xen command on a non-dom0.
+  - Only reads files and runs C(xl info), C(xl list), C(xl dmesg), C(kexec --version),
+    C(kexec --print-ckr-size), C(kexec -S -p) and C(makedumpfile -v); runs no Xen command on a
+    non-dom0.
 author: xenkdump.fleet developers (@xenkdump)
 options:
   require_dom0:
@@ -45,6 +50,13 @@ options:
       - Fail (error code C(XK102)) when the host is not a Xen dom0, instead of reporting it.
     type: bool
     default: false
+  dump_path:
+    description:
+      - Local directory where dumps are written (kdump-tools' C(KDUMP_COREDIR)). Its filesystem's
+        free space and the dump directories already in it are returned in C(dump_target); when it
+        does not exist yet, the free space of its nearest existing parent.
+    type: path
+    default: /var/crash
 attributes:
   check_mode:
     support: full
@@ -161,10 +173,80 @@ xen:
       returned: always
       sample: 1758
     dom0_memory_mb:
-      description: dom0's memory in MiB (C(xl list 0)).
+      description: dom0's memory in MiB (the Domain-0 row of C(xl list)).
       type: int
       returned: always
       sample: 1024
+    domains:
+      description:
+        - The guests (every C(xl list) row but Domain-0), running, blocked, paused or dying; C(null)
+          when not a dom0 or without C(xl).
+      type: list
+      elements: dict
+      returned: always
+      sample: [{name: web01, domid: 1, mem_mb: 4096, vcpus: 2, state: "-b----"}]
+    max_pfn:
+      description:
+        - Page frames up to the end of the highest usable RAM range of Xen's boot-time e820 map
+          (C(Xen-e820 RAM map) in C(xl dmesg)), which is the size of makedumpfile's Xen bitmaps. C(null) when
+          the console ring no longer holds the map.
+      type: int
+      returned: always
+      sample: 1310720
+    highest_ram_address:
+      description: The last byte of usable RAM in the same map; C(null) when unknown.
+      type: int
+      returned: always
+      sample: 5368709119
+    makedumpfile:
+      description:
+        - makedumpfile on this host, from C(makedumpfile -v). C(compressors) says which of zlib
+          (C(-c), always built in), lzo (C(-l)), snappy (C(-p)), zstd (C(-z)) it has; all C(null)
+          and C(known=false) with C(reason) when it is absent or its output was not understood.
+      type: dict
+      returned: always
+      sample:
+        present: true
+        path: /usr/bin/makedumpfile
+        version: 1.7.2
+        compressors: {zlib: true, lzo: true, snappy: false, zstd: false}
+        known: true
+        reason: ""
+    dump_target:
+      description:
+        - Where local dumps go (O(dump_path)), whether it exists, the filesystem's C(free_bytes)
+          (available to unprivileged users, f_bavail) and C(total_bytes), measured on
+          C(statvfs_path) (the path or its nearest existing parent), and the dump directories
+          already there, by name (at most 200, C(dumps_truncated) when there are more; C(bytes)
+          counts the regular files directly inside each), C(error) when something could not be read.
+      type: dict
+      returned: always
+      sample:
+        path: /var/crash
+        exists: true
+        statvfs_path: /var/crash
+        free_bytes: 2516582400
+        total_bytes: 4156556288
+        dumps: [{name: "202611261412", bytes: 176005632, files: 1, mtime: 1795960320}]
+        dumps_count: 1
+        dumps_truncated: false
+        error: ""
+    known_issues:
+      description:
+        - Known capture-breaking bugs of the versions on this dom0 (Xen, kexec-tools), from the
+          collection's table; empty when none. The kdump role refuses such a host unless the id is
+          in C(xenkdump_ignore_known_issues).
+      type: list
+      elements: dict
+      returned: always
+      sample:
+        - id: xen-4.21-kexec-parked-cpus
+          component: xen
+          version: 4.21.1-pre
+          affected: [4.21.0, 4.21.1]
+          fixed_in: [4.21.2, 4.22.0]
+          summary: "Xen takes a #GP entering the crash kernel when CPUs are parked ..."
+          fix: update the hypervisor to Xen 4.21.2 or 4.22.0 (or later) and reboot into it
     nr_cpus:
       description: Physical CPUs (C(xl info) nr_cpus).
       type: int
@@ -301,12 +383,13 @@ from ansible_collections.xenkdump.fleet.plugins.module_utils import errors, host
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(require_dom0=dict(type="bool", default=False)),
+        argument_spec=dict(require_dom0=dict(type="bool", default=False),
+                           dump_path=dict(type="path", default="/var/crash")),
         supports_check_mode=True,
     )
     host = hostio.host_from_module(module)
     try:
-        facts = xen.gather(host)
+        facts = xen.gather(host, dump_path=module.params["dump_path"])
         if module.params["require_dom0"]:
             xen.require_dom0(facts)
     except errors.XenKdumpError as exc:

@@ -138,6 +138,7 @@ def test_report_in_headless_chromium(tmp_path):
     assert cell("xen-a.example", "reserved")["text"].strip() == "256 MB"
     assert cell("xen-a.example", "loaded")["text"].strip() == "yes"
     assert cell("xen-a.example", "action")["text"].strip() == "none"
+    assert "xen-dom0, room ok" in cell("xen-a.example", "capture")["text"]
     # region too small: red verdict, reserved vs recommended shown, action says what to do
     assert rows["xen-b.example"]["attrs"]["class"] == "level-bad"
     assert cell("xen-b.example", "verdict")["text"].strip() == "too_small"
@@ -184,6 +185,52 @@ def test_audit_playbook_check_mode_on_this_machine(tmp_path):
     assert rows["localhost"]["is_dom0"] is False
     assert rows["localhost"]["level"] == "na"
     assert rows["localhost"]["action"].startswith("none: not a Xen dom0")
+    assert rows["localhost"]["capture_mode"] == "non-dom0" and rows["localhost"]["planned_makedump_args"] == "-c -d 0"
+    assert rows["localhost"]["room_verdict"] == "unchecked"
     assert rows["gone.invalid"]["reachable"] is False
     assert rows["gone.invalid"]["level"] == "bad"
     assert (out / "xenkdump-audit.html").read_text().count("<tr class=\"level-") == 2
+
+
+def _dom0_facts(**over):
+    facts = {"is_xen": True, "is_dom0": True, "guest_type": "PV", "reason": "", "xen_version": "4.17.7",
+             "host_memory_mb": 3071, "host_free_memory_mb": 1758, "dom0_memory_mb": 1024, "domains": [],
+             "crash_region": {"reserved": True, "size_mb": 256, "start_hex": "0x4000000"},
+             "crash_kernel": {"loaded": True, "source": "record"},
+             "makedumpfile": {"present": True, "version": "1.7.2", "known": True,
+                              "compressors": {"zlib": True, "lzo": True, "snappy": False, "zstd": False}},
+             "dump_target": {"path": "/var/crash", "free_bytes": 2400 * 1024 * 1024, "dumps": []},
+             "known_issues": []}
+    facts.update(over)
+    return facts
+
+
+def test_audit_row_makedump_args_and_room_on_a_dom0(tmp_path):
+    """audit-row.j2 on dom0 facts: the shared MAKEDUMP_ARGS rule, the planned mode, the room, known issues."""
+    small = _dom0_facts(dump_target={"path": "/var/crash", "free_bytes": 100 * 1024 * 1024, "dumps": []})
+    bad_xen = _dom0_facts(xen_version="4.21.1", known_issues=[{
+        "id": "xen-4.21-kexec-parked-cpus", "component": "xen", "version": "4.21.1", "affected": ["4.21.0", "4.21.1"],
+        "fixed_in": ["4.21.2", "4.22.0"], "summary": "#GP", "fix": "update the hypervisor to Xen 4.21.2"}])
+    cases = [{"name": "lzo", "facts": _dom0_facts(), "args": "-l -X -d 1"},
+             {"name": "zstd", "facts": _dom0_facts(), "args": "-z -X -d 1"},
+             {"name": "level31", "facts": _dom0_facts(), "args": "-c -d 31 --xen-syms /boot/xen-syms"},
+             {"name": "small", "facts": small, "args": "-l -X -d 1"},
+             {"name": "badxen", "facts": bad_xen, "args": "-l -X -d 1"}]
+    out = tmp_path / "rows"
+    out.mkdir()
+    extra = tmp_path / "cases.json"
+    extra.write_text(json.dumps({"cases": cases}))
+    proc = _playbook([str(HERE / "audit" / "render-rows.yml"), "-e", "xenkdump_repo=%s" % REPO, "-e", "out=%s" % out,
+                      "-e", "@%s" % extra], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    row = {c["name"]: json.loads((out / ("row-%s.json" % c["name"])).read_text()) for c in cases}
+    assert row["lzo"]["capture_ok"] is True and row["lzo"]["level"] == "ok", row["lzo"]
+    assert row["lzo"]["capture_mode"] == "xen-dom0" and row["lzo"]["planned_makedump_args"] == "-l -X -d 1"
+    assert row["lzo"]["room_verdict"] == "ok" and row["lzo"]["dump_free_mib"] == 2400
+    # zstd is fine on Xen, but this makedumpfile has no zstd
+    assert row["zstd"]["capture_ok"] is False and "built without zstd" in row["zstd"]["capture_problems"][0]
+    assert row["level31"]["capture_ok"] is False and "--xen-syms does not provide it" in row["level31"]["action"]
+    assert row["small"]["room_verdict"] == "refuse" and row["small"]["level"] == "bad"
+    assert "has 100 MiB free" in row["small"]["action"]
+    assert row["badxen"]["known_issues"] == ["xen-4.21-kexec-parked-cpus"] and row["badxen"]["level"] == "bad"
+    assert "update the hypervisor" in row["badxen"]["action"]

@@ -135,3 +135,85 @@ def test_not_a_dom0_with_require_dom0_fails_with_the_reason(tmp_path):
         failure = str(exc)
     assert failure is not None and "not running under Xen" in failure
     assert "xenkdump_require_dom0 is true" in failure
+
+
+def capture_facts(free_mib, xen_version="4.17.7", kexec_version="2.0.25"):
+    """The ready dom0 with what xen_facts gathers for the capture side (Debian 12's makedumpfile,
+    two guests, a dump target), as the module returns them."""
+    from ansible_collections.xenkdump.fleet.plugins.module_utils import known_issues
+    wanted = ck.plan_from_facts(facts(False, 0, None))
+    f = facts(True, wanted.recommended_size_mb, True, XEN_LINE + " crashkernel=" + wanted.recommended)
+    f.update(xen_version=xen_version, host_memory_mb=32768, host_free_memory_mb=8000, dom0_memory_mb=1024,
+             domains=[{"name": "web01", "domid": 1, "mem_mb": 4096, "vcpus": 2, "state": "-b----"},
+                      {"name": "db", "domid": 2, "mem_mb": 16384, "vcpus": 8, "state": "r-----"}],
+             max_pfn=(32768 + 2048) * 256,
+             kexec={"present": True, "path": "/usr/sbin/kexec", "version": kexec_version, "xen_support": True},
+             makedumpfile={"present": True, "path": "/usr/bin/makedumpfile", "version": "1.7.2", "known": True,
+                           "reason": "", "compressors": {"zlib": True, "lzo": True, "snappy": False, "zstd": False}},
+             dump_target={"path": "/var/crash", "exists": True, "statvfs_path": "/var/crash",
+                          "free_bytes": free_mib * 1024 * 1024, "total_bytes": 4 * free_mib * 1024 * 1024,
+                          "dumps": [], "dumps_count": 0, "dumps_truncated": False, "error": ""})
+    f["known_issues"] = known_issues.find(known_issues.component_versions(f))
+    return f
+
+
+def capture_scenario(f):
+    return {
+        "xen_facts": {"changed": False, "ansible_facts": {"xenkdump": f}},
+        "xen_crash_region": {"failed": True, "msg": "must not be called: the filter plans the region"},
+        "xen_crash_kernel": {"changed": False, "action": "none", "append": APPEND, "argv": [],
+                             "kexec": {"path": "/usr/sbin/kexec"}},
+        "xen_cmdline": {"failed": True, "msg": "must not be called"},
+    }
+
+
+def test_dom0_with_guests_gets_lzo_without_the_guests(tmp_path):
+    result, calls, out = run_role(tmp_path, capture_scenario(capture_facts(free_mib=100 * 1024)))
+    facts_calls = [c for c in calls if c["module"] == "xen_facts"]
+    assert facts_calls and all(c["params"]["dump_path"] == "/var/crash" for c in facts_calls)
+    verify = result["verify"]
+    assert verify["capture"]["mode"] == "xen-dom0" and verify["capture"]["args"] == "-l -X -d 1"
+    # dom0 1024 + Xen's own (32768 - 8000 - 1024 - 20480 = 3264) MiB + descriptors/bitmaps
+    assert verify["room"]["verdict"] == "ok" and 4288 < verify["room"]["need_mib"] < 4400
+    assert 'MAKEDUMP_ARGS="-l -X -d 1"' in out or "MAKEDUMP_ARGS=\\\"-l -X -d 1\\\"" in out
+
+
+def refused(tmp_path, scenario, *extra):
+    try:
+        run_role(tmp_path, scenario, *extra)
+    except AssertionError as exc:  # run_role asserts rc == 0 and shows the output
+        return str(exc)
+    return None
+
+
+def test_too_small_dump_target_is_refused_before_anything_is_written(tmp_path):
+    out = refused(tmp_path, capture_scenario(capture_facts(free_mib=2000)), "-e", "xenkdump_capture_mode=full")
+    assert out is not None and "[XK703]" in out
+    assert "up to 24" in out and "has 2000 MiB free" in out and "xenkdump_capture_mode: xen-dom0" in out
+    assert "Nothing was changed" in out
+    # refused in the pre-flight: no reading of the host's files, no package, no write
+    for task in ("Read how the host stands", "Install the kdump packages", "Write /etc/default/kdump-tools"):
+        assert task not in out, task
+
+
+def test_room_warn_goes_on(tmp_path):
+    result, _calls, out = run_role(tmp_path, capture_scenario(capture_facts(free_mib=2000)),
+                                   "-e", "xenkdump_capture_mode=full", "-e", "xenkdump_dump_room_check=warn")
+    assert result["verify"]["room"]["verdict"] == "warn"
+    assert any("dump room" in n for n in result["verify"]["notes"])
+
+
+def test_known_bad_xen_is_refused_unless_ignored(tmp_path):
+    f = capture_facts(free_mib=100 * 1024, xen_version="4.21.1-pre")
+    out = refused(tmp_path / "a", capture_scenario(f))
+    assert out is not None and "[XK710]" in out and "4.21.2" in out and "Nothing was changed" in out
+    assert "Read how the host stands" not in out
+    result, _calls, _out = run_role(tmp_path / "b", capture_scenario(f),
+                                    "-e", '{"xenkdump_ignore_known_issues": ["xen-4.21-kexec-parked-cpus"]}')
+    assert result["verify"]["capture"]["args"] == "-l -X -d 1"
+
+
+def test_explicit_level_31_is_refused_on_a_dom0(tmp_path):
+    out = refused(tmp_path, capture_scenario(capture_facts(free_mib=100 * 1024)),
+                  "-e", "xenkdump_makedump_args='-c -d 31'")
+    assert out is not None and "[XK701]" in out and "Read how the host stands" not in out

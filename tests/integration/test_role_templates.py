@@ -24,7 +24,10 @@ VENV_BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
     out = tmp_path_factory.mktemp("role-render")
-    env = dict(os.environ, PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")), ANSIBLE_NOCOLOR="1")
+    # verify.j2 calls the collection's makedump_args_problems filter: the checkout as xenkdump.fleet
+    subprocess.run([str(REPO / "molecule" / "common" / "link-collection.sh")], check=True, stdout=subprocess.DEVNULL)
+    env = dict(os.environ, PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build" / "collections"))
     proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), str(HERE / "role" / "render.yml"),
                            "-e", "xenkdump_repo=%s" % REPO, "-e", "out=%s" % out],
                           cwd=str(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
@@ -134,3 +137,43 @@ def test_verify_capture_config_that_writes_empty_dumps(out):
 
 def test_verify_foreign_toggle(out):
     assert any("status bit disagrees" in p for p in verify(out, "foreign-toggle")["problems"])
+
+
+CAPTURE_CASES = json.loads((HERE / "role" / "capture-cases.json").read_text())
+
+
+@pytest.mark.parametrize("case", CAPTURE_CASES, ids=lambda c: c["name"])
+def test_capture_plan_reaches_kdump_tools(out, case):
+    """MAKEDUMP_ARGS as kdump-config reads it (the shell), from the capture_plan filter."""
+    path = out / ("kdump-tools.capture-" + case["name"])
+    assert source(path, "MAKEDUMP_ARGS", "KDUMP_NUM_DUMPS") == [case["want"], "3"]
+    # and the comment names the mode it came from
+    assert "(mode: %s)" % ("explicit" if case["vars"].get("xenkdump_makedump_args") else
+                           ("non-dom0" if not case["facts"]["is_dom0"] else
+                            ("xen-dom0" if "-X" in case["want"] else "full"))) in path.read_text()
+
+
+@pytest.mark.parametrize("name, args", [("ready-lzo", "-l -X -d 1"), ("ready-zstd", "-z -X -d 1"),
+                                        ("old-xen-syms-default", "-c -X --xen-syms /usr/lib/debug/xen-syms")])
+def test_verify_accepts_what_works_on_xen(out, name, args):
+    v = verify(out, name)
+    assert v["ok"] is True and v["problems"] == [], v
+
+
+def test_verify_shows_mode_and_room(out):
+    v = verify(out, "ready-lzo")
+    assert v["capture"] == {"mode": "xen-dom0", "args": "-l -X -d 1", "reason": "auto: makedumpfile 1.7.2: lzo"}
+    assert v["room"]["verdict"] == "ok" and v["room"]["need_mib"] == 1322 and v["room"]["free_mib"] == 2400
+    warn = verify(out, "ready-zstd")
+    assert warn["ok"] is True and any(n.startswith("dump room: does not fit") for n in warn["notes"])
+    assert verify(out, "ready")["capture"] == {"mode": None, "args": None, "reason": None}
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("syms-level-31", "dump level 31 needs dom0's Linux vmcoreinfo, which a Xen dump lacks (--xen-syms does not provide it)"),
+    ("elf-compressed", "refuses -E (ELF output) with a compression flag"),
+    ("zstd-not-built", "built without zstd"),
+])
+def test_verify_flags_what_fails_on_xen(out, name, needle):
+    v = verify(out, name)
+    assert v["ok"] is False and any(needle in p for p in v["problems"]), v

@@ -37,6 +37,8 @@ from ansible_collections.xenkdump.fleet.plugins.module_utils.hostio import Comma
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(os.path.dirname(HERE), "fixtures")
 XEN417 = os.path.join(FIXTURES, "xen-4.17-dom0")
+MAKEDUMPFILE_DEB12 = os.path.join(FIXTURES, "debian12-makedumpfile")   # makedumpfile -v of 1.7.2-1
+SYNTHETIC = os.path.join(FIXTURES, "synthetic")                         # hand-made, real formats
 
 Answer = Union[str, Tuple[int, str, str], CommandResult, Callable[[Sequence[str]], Any]]
 
@@ -50,7 +52,8 @@ HOME_URL="https://www.debian.org/"
 """
 
 # Where each command's executable lives on a Debian dom0.
-COMMAND_PATHS = {"xl": "/usr/sbin/xl", "kexec": "/sbin/kexec", "kdump-config": "/usr/sbin/kdump-config"}
+COMMAND_PATHS = {"xl": "/usr/sbin/xl", "kexec": "/sbin/kexec", "kdump-config": "/usr/sbin/kdump-config",
+                 "makedumpfile": "/usr/bin/makedumpfile"}
 
 
 def fixture(name: str, directory: str = XEN417) -> str:
@@ -159,7 +162,9 @@ def xen417_answers() -> Dict[str, Answer]:
 
     ``xl dmesg`` is the recorded Xen boot console (``xen-console-boot.txt``);
     ``kexec --print-ckr-size`` is 268435456 — the 256 MiB the same host's ``Kdump:`` line
-    reports (not itself a recorded output); ``kexec -S -p`` is the fresh-boot value 0.
+    reports (not itself a recorded output); ``kexec -S -p`` is the fresh-boot value 0;
+    ``makedumpfile -v`` is Debian 12's makedumpfile 1.7.2-1 (the lab's), recorded with its exit
+    status in ``tests/fixtures/debian12-makedumpfile``.
     """
     xl_list = fixture("xl-list.txt")
     return {
@@ -171,6 +176,9 @@ def xen417_answers() -> Dict[str, Answer]:
         "kexec --help": fixture("kexec-help.txt"),
         "kexec --print-ckr-size": "268435456\n",
         "kexec -S -p": (0, "", ""),
+        "makedumpfile -v": (int(fixture("makedumpfile-v.rc", MAKEDUMPFILE_DEB12)),
+                            fixture("makedumpfile-v.txt", MAKEDUMPFILE_DEB12),
+                            fixture("makedumpfile-v.stderr.txt", MAKEDUMPFILE_DEB12)),
     }
 
 

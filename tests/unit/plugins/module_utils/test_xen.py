@@ -271,8 +271,9 @@ def test_gather_fixture_dom0(tmp_path):
     assert facts["problems"] == []
     # read-only: exactly these commands, no load/unload
     ran = {" ".join(c) for c in host.runner.calls}
-    assert ran <= {"xl info", "xl list 0", "xl dmesg", "kexec --version", "kexec --print-ckr-size",
-                   "kexec -S -p"}
+    assert ran <= {"xl info", "xl list", "xl dmesg", "kexec --version", "kexec --print-ckr-size",
+                   "kexec -S -p", "makedumpfile -v"}
+    assert host.runner.ran("xl list") == 1 and host.runner.ran("xl list 0") == 0
     assert host.runner.ran("xl info") == 1
 
 
@@ -367,7 +368,7 @@ def test_gather_garbled_xl_info(tmp_path):
 
 
 def test_gather_xl_list_without_dom0(tmp_path):
-    host = xen417_dom0(tmp_path, answers={"xl list 0": "Name ID Mem VCPUs State Time(s)\nvm 5 512 1 -b---- 1.0\n"})
+    host = xen417_dom0(tmp_path, answers={"xl list": "Name ID Mem VCPUs State Time(s)\nvm 5 512 1 -b---- 1.0\n"})
     with pytest.raises(xen.XlListUnparsable) as err:
         xen.gather(host)
     assert "no row with ID 0" in str(err.value)

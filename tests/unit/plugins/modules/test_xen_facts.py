@@ -80,3 +80,16 @@ def test_runs_as_a_module_file():
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["changed"] is False and result["xen"]["is_dom0"] is False
+
+
+def test_dump_path_is_measured_on_any_host(capsys, tmp_path):
+    (tmp_path / "202611261412").mkdir()
+    (tmp_path / "202611261412" / "dump.202611261412").write_bytes(b"x" * 4096)
+    rc, result = run_module(capsys, {"dump_path": str(tmp_path)})
+    assert rc == 0
+    target = result["xen"]["dump_target"]
+    st = os.statvfs(str(tmp_path))
+    assert target["path"] == str(tmp_path) and target["exists"] is True
+    assert target["total_bytes"] == st.f_blocks * st.f_frsize
+    assert target["dumps"][0]["name"] == "202611261412" and target["dumps"][0]["bytes"] == 4096
+    assert result["xen"]["domains"] is None and result["xen"]["known_issues"] == []
