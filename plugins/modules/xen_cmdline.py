@@ -190,7 +190,6 @@ diff:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes
@@ -249,16 +248,14 @@ def _resolve(module, host):
     return {"kind": kind, "path": path, "reason": reason, "regenerate": regenerate}
 
 
-def _write(module, path, text):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(to_bytes(text, errors="surrogate_or_strict"))
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _selinux_prepare(module):
+    """Give the temp file the SELinux context of the file it replaces (what atomic_move does)."""
+    if not module.selinux_enabled():
+        return None
+
+    def prepare(tmp, target):
+        module.set_context_if_different(tmp, module.selinux_context(target), False)
+    return prepare
 
 
 def main():
@@ -304,10 +301,21 @@ def main():
                       bootloader=dict(kind=kind, path=path, reason=where["reason"]))
         if plan.changed and not module.check_mode:
             backups = {}
-            for fname in plan.changed_files():
+            staged = []
+            try:
+                # every temp file first: when one file cannot be written, none is replaced
+                for fname in plan.changed_files():
+                    staged.append(hostio.stage_write(
+                        fname, to_bytes(plan.new_texts[fname], errors="surrogate_or_strict"),
+                        prepare=_selinux_prepare(module)))
                 if params["backup"]:
-                    backups[fname] = module.backup_local(fname)
-                _write(module, fname, plan.new_texts[fname])
+                    for fname in plan.changed_files():
+                        backups[fname] = hostio.backup_copy(fname)
+                while staged:
+                    hostio.commit_write(staged.pop(0))
+            finally:
+                for item in staged:
+                    hostio.discard_write(item.tmp)
             if plan.commands:
                 result["cmdline"] = cmdline.run_xen_cmdline_tool(host, plan.commands, tool=path)
             if backups:
