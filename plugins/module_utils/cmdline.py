@@ -1446,6 +1446,9 @@ def plan_xen_cfg_edit(path: str, text: str, option: str, value: Optional[str],
         pos = end
     out.append(text[pos:])
     new_text = "".join(out)
+    if text and not text.endswith(("\n", "\r")) and new_text == text:
+        result.notes.append("%s has no newline at its end: newer Xen versions ignore its last line ('No newline "
+                            "at end of config file, last line will be ignored'); end it with a newline" % path)
     if new_text != text and new_text and not new_text.endswith("\n"):
         new_text += "\n"       # an unterminated last line is ignored by newer Xen: terminate it
     if new_text != text:

@@ -710,8 +710,8 @@ def _check_possible(target: CrashKernel, target_mb: int, total_memory_mb: int, s
         raise ImpossiblePlan("%s: crashkernel=%s asks for %d MiB, but this host has %d MiB of RAM."
                              % (asked, value, target_mb, total_memory_mb), value=value)
     placement = target.placement
-    if placement is not None and placement.kind == "below" and target_mb * MIB > placement.address:
-        raise ImpossiblePlan("%s: crashkernel=%s asks for %d MiB ending below %s, which is less than the "
+    if placement is not None and placement.kind == "below" and target_mb * MIB >= placement.address:
+        raise ImpossiblePlan("%s: crashkernel=%s asks for %d MiB ending below %s, no less than the "
                              "region itself." % (asked, value, target_mb, format_size(placement.address)),
                              value=value)
     if placement is not None and placement.kind == "at" and placement.address and \
@@ -816,6 +816,11 @@ def plan(total_memory_mb: int, nr_cpus: int, xen_commandline: Optional[str],
         if reserved_mb_now:
             reasons.append("yet Xen reserved %d MiB this boot: the command line changed since boot"
                            % reserved_mb_now)
+    elif current_ck is None:
+        # an invalid value (e.g. crashkernel=crashkernel=...) reserves nothing at the next boot,
+        # whatever Xen reserved this boot
+        verdict = "too_small"
+        reasons.append("the Xen command line reserves nothing at the next boot (its crashkernel= is not valid)")
     elif effective is None or effective < required:
         verdict = "too_small"
         if effective == 0 or effective is None:

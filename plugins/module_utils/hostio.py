@@ -128,7 +128,18 @@ def open_regular(path: str, shown: Optional[str] = None) -> int:
     OSError for a missing or unreadable file.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    fd = os.open(path, flags)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.EOPNOTSUPP):      # a socket (or a FIFO-like device) cannot be opened
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                raise exc
+            if not stat.S_ISREG(mode):
+                raise NotARegularFile("%s is %s, not a regular file." % (shown or path, _kind(mode)),
+                                      path=shown or path)
+        raise
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
