@@ -122,7 +122,7 @@ def grub_word_literal(word: str) -> Optional[str]:
             out.append(word[i + 1])
             i += 2
             continue
-        if char in "$'\"<>|&;(){} \t\n#" or (char in "*?[" ):
+        if char in "$'\"<>|&;(){} \t\n#" or char in "*?[":
             return None
         out.append(char)
         i += 1
