@@ -1012,8 +1012,12 @@ def read_text(host: Host, path: str) -> Optional[str]:
     real = host.p(path)
     try:
         data = hostio.read_regular_bytes(real, MAX_CONFIG_BYTES, shown=path)
-    except (IOError, OSError):
-        return None
+    except FileNotFoundError:
+        return None             # absent, or a dangling symlink (grub-mkconfig's [ -e ] skips it too)
+    except (IOError, OSError) as exc:
+        # unreadable, a symlink loop: never taken for "absent", which would silently change the result
+        raise hostio.FileReadError("Cannot read %s: %s." % (path, exc.strerror or exc), path=path,
+                                   errno=exc.errno)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -103,6 +103,13 @@ class FileTooLarge(errors.XenKdumpError):
               "Shrink it by hand if it really is that large.")
 
 
+class FileReadError(errors.XenKdumpError):
+    code = "XK013"
+    title = "Cannot read the file"
+    remedy = ("Make the file readable for the connecting user (become: true) and fix the path: a symlink "
+              "loop or a path through a non-directory cannot be read.")
+
+
 class FileWriteError(errors.XenKdumpError):
     code = "XK012"
     title = "Cannot write the file"

@@ -330,6 +330,38 @@ def test_xen_cmdline_special_grub_d_snippet_refused(capsys, tmp_path, kind):
     assert tree_state(str(tmp_path)) == before
 
 
+@pytest.mark.parametrize("where", ["main", "snippet"])
+@pytest.mark.parametrize("kind", ["loop", "through-file"])
+def test_unreadable_file_is_not_taken_for_absent(capsys, tmp_path, where, kind):
+    main = tmp_path / "grub"
+    (tmp_path / "grub.d").mkdir()
+    (tmp_path / "plain").write_text("x")
+    victim = str(main) if where == "main" else str(tmp_path / "grub.d" / "50-xen.cfg")
+    if where == "snippet":
+        main.write_text(GRUB_START["dq"])
+    if kind == "loop":
+        os.symlink(victim, victim)
+    else:
+        os.symlink(str(tmp_path / "plain" / "sub"), victim)
+    before = tree_state(str(tmp_path))
+    rc, res, _t = run_guarded(capsys, xen_cmdline.main, {"option": "crashkernel", "value": "256M<4G",
+                                                         "path": str(main), "bootloader": "grub",
+                                                         "distro_family": "Debian"})
+    assert_clean_failure(rc, res, ("XK013",))
+    assert tree_state(str(tmp_path)) == before
+
+
+def test_dangling_snippet_is_skipped_like_grub_mkconfig(capsys, tmp_path):
+    main = tmp_path / "grub"
+    main.write_text(GRUB_START["dq"])
+    (tmp_path / "grub.d").mkdir()
+    os.symlink(str(tmp_path / "nowhere"), str(tmp_path / "grub.d" / "50-xen.cfg"))
+    rc, res, _t = run_guarded(capsys, xen_cmdline.main, {"option": "crashkernel", "value": "256M<4G",
+                                                         "path": str(main), "distro_family": "Debian",
+                                                         "_ansible_check_mode": True})
+    assert rc == 0 and res["changed"] is True, res
+
+
 def test_read_regular_bytes_reads_at_most_limit_plus_one(tmp_path, monkeypatch):
     """Work bound: a file over the limit costs limit+1 bytes, a special file 0 bytes."""
     big = tmp_path / "big"
@@ -878,7 +910,7 @@ def test_hypothesis_planner_feasible_or_refused(size, host):
 
 def test_corpus_size():
     cases = (len(GRUB_VALUE_CASES) + 2 * len(REFUSED_VALUES) + 8 + 1 + 3 * len(SPECIAL_KINDS) + 5 + 3
-             + 2 * len(WRITE_FAILURES) + len(PATHOLOGICAL) + len(XEN_CFG_MATRIX) + len(REGION_CASES)
+             + 2 * len(WRITE_FAILURES) + 5 + len(PATHOLOGICAL) + len(XEN_CFG_MATRIX) + len(REGION_CASES)
              + len(BAD_NUMBERS) + 4 + 3 * len(DOUBLED) + 2 * len(SPECIAL_KINDS) + 4 + 10 + 8)
     assert cases >= 300, cases
     assert not math.isnan(cases)
