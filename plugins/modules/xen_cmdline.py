@@ -98,7 +98,7 @@ notes:
     file is made first, so an unwritable directory or an immutable file (error XK012) leaves all of them as
     they were.
   - Only regular files are read. A FIFO, a device (or a symlink to C(/dev/zero)) is refused with error XK010,
-    a file over 256 KiB with XK011, before anything is read from it.
+    a file over 256 KiB with XK011, before anything is read from it; an unreadable one (a symlink loop) with XK013.
   - xen.cfg is read as Xen's EFI loader (C(xen/common/efi/boot.c)) reads it - only the first C([section]) of a
     name and the first C([global]) count, C([xen) without C(]) starts no section, a control character ends a
     line, C(#) starts a comment anywhere; a file with a NUL or another control character is refused (XK304).
