@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # xenkdump.fleet lab: write the fill guest's initramfs (an uncompressed newc cpio archive) holding
 # /init (the static fill program), /dev/console and /dev/null. No cpio tool, no root, no mknod:
 # the device nodes are entries in the archive, which the guest kernel creates when it unpacks it.

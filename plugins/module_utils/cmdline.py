@@ -10,11 +10,13 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ansible_collections.xenkdump.fleet.plugins.module_utils import errors
+from ansible_collections.xenkdump.fleet.plugins.module_utils import hostio
 from ansible_collections.xenkdump.fleet.plugins.module_utils.hostio import Host
 
 XEN_CMDLINE_TOOL = "/opt/xensource/libexec/xen-cmdline"
@@ -24,6 +26,12 @@ EFI_DIR = "/boot/efi/EFI"
 EFI_FIRMWARE = "/sys/firmware/efi"
 
 _WS = " \t\n\r\v\f"
+
+# Bounds that keep hostile files cheap: a bootloader configuration file is a few KiB.
+MAX_CONFIG_BYTES = 256 << 10        # larger files are refused (hostio.FileTooLarge, XK011)
+MAX_NESTING = 64                    # ${...} / $(...) / "..." nested deeper: refused (XK301)
+MAX_VALUE_CHARS = 1 << 16           # a shell variable longer than this cannot be followed
+MAX_EVAL_CHARS = 1 << 24            # characters all assignments of the files may produce
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,23 +265,37 @@ def validate_option(option: str, value: Optional[str]) -> None:
         if char in _WS or char == '"' or ord(char) < 32 or ord(char) == 127:
             raise CmdlineOptionError(
                 "Value %r for option %s has %r at position %d." % (value, option, char, pos))
+    if "\\" in value:
+        raise CmdlineOptionError(
+            "Value %r for option %s has a backslash at position %d: give the value exactly as Xen "
+            "must receive it (e.g. 256M<4G, not 256M\\<4G); the module adds GRUB's escaping itself."
+            % (value, option, value.index("\\")), option=option, value=value)
+    if value.startswith(option + "="):
+        raise CmdlineOptionError(
+            "Value %r for option %s starts with '%s=': the line would read %s=%s, which Xen does not "
+            "understand. Give only what follows '%s=' (e.g. %r)."
+            % (value, option, option, option, value, option, value[len(option) + 1:]),
+            option=option, value=value)
 
 
 def format_option(option: str, value: Optional[str]) -> str:
     return option if value is None else "%s=%s" % (option, value)
 
 
-_GRUB_SPECIAL = "<>|&;{}"
+_GRUB_PLAIN = re.compile(r"[A-Za-z0-9_.,:=/@%+\-]")
 
 
 def grub_escape(token: str) -> str:
     """Text to put in a GRUB_CMDLINE_XEN* value so grub.cfg parses it back to ``token``.
 
-    20_linux_xen copies the value verbatim into grub.cfg; GRUB script rejects a bare '<'
-    (grub-script-check: "syntax error"), so ``crashkernel=256M<4G`` must be written
-    ``crashkernel=256M\\<4G`` (what SUSE's YaST writes too).
+    20_linux_xen copies the value verbatim into grub.cfg, where GRUB's own lexer reads it:
+    a bare '<' is a syntax error (grub-script-check), '$' expands a variable at boot, a
+    single quote opens a string, '\\' escapes the next character.  So every ASCII character
+    but letters, digits and ``_.,:=/@%+-`` gets a backslash: ``crashkernel=256M<4G`` is
+    written ``crashkernel=256M\\<4G`` (what SUSE's YaST writes too), ``a$b`` ``a\\$b``.
+    Outside quotes GRUB reads ``\\c`` as ``c`` for any c, so the lexer yields ``token``.
     """
-    return "".join("\\" + c if c in _GRUB_SPECIAL else c for c in token)
+    return "".join("\\" + c if ord(c) < 128 and not _GRUB_PLAIN.match(c) else c for c in token)
 
 
 def grub_unescape(token: str) -> str:
@@ -358,9 +380,17 @@ class _Lexer(object):
         self.text = text
         self.fname = fname
         self.n = len(text)
+        self.depth = 0
+        # offsets of the newlines: line_of() is a bisection, not a count from the start
+        self._newlines = [m.start() for m in re.finditer("\n", text)]
 
     def line_of(self, pos: int) -> int:
-        return self.text.count("\n", 0, pos) + 1
+        return bisect.bisect_left(self._newlines, pos) + 1
+
+    def _enter(self, i: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.fail(i, "quotes and expansions nested more than %d deep" % MAX_NESTING)
 
     def fail(self, pos: int, what: str) -> "GrubParseError":
         return GrubParseError("%s line %d: %s." % (self.fname, self.line_of(pos), what),
@@ -375,6 +405,13 @@ class _Lexer(object):
         return j + 1
 
     def skip_double(self, i: int) -> int:
+        self._enter(i)
+        try:
+            return self._skip_double(i)
+        finally:
+            self.depth -= 1
+
+    def _skip_double(self, i: int) -> int:
         j = i + 1
         while j < self.n:
             c = self.text[j]
@@ -406,6 +443,13 @@ class _Lexer(object):
 
     def skip_dollar(self, i: int) -> int:
         """i at '$' followed by '(' or '{'; return index after the matching close."""
+        self._enter(i)
+        try:
+            return self._skip_dollar(i)
+        finally:
+            self.depth -= 1
+
+    def _skip_dollar(self, i: int) -> int:
         opener = self.text[i + 1]
         closer = ")" if opener == "(" else "}"
         depth = 0
@@ -771,7 +815,8 @@ class GrubAnalysis(object):
 
 
 def _eval_parts(parts: List[Part], env: Dict[str, Value], fname: str, line: int, var: str,
-                stmt: int) -> Value:
+                stmt: int, budget: Optional[List[int]] = None) -> Value:
+    """The value of an assignment; ``budget`` ([characters left]) bounds the work of all of them."""
     out: List[EChar] = []
     for part in parts:
         if part.kind == "lit":
@@ -781,9 +826,18 @@ def _eval_parts(parts: List[Part], env: Dict[str, Value], fname: str, line: int,
             ref = env.get(part.text, [])
             if isinstance(ref, _Bad):
                 return _Bad("%s line %d uses $%s, and %s" % (fname, line, part.text, ref.why))
+            if len(out) + len(ref) > MAX_VALUE_CHARS:
+                return _Bad("%s line %d: %s would be longer than %d characters"
+                            % (fname, line, var, MAX_VALUE_CHARS))
             out.extend(ref)
         else:
             return _Bad("%s line %d: %s" % (fname, line, part.text))
+    if budget is not None:
+        budget[0] -= len(out)
+        if budget[0] < 0:
+            raise GrubParseError("%s line %d: the assignments of these files expand to more than %d "
+                                 "characters; the module will not follow them." % (fname, line, MAX_EVAL_CHARS),
+                                 file=fname, line=line)
     return out
 
 
@@ -798,6 +852,7 @@ def analyze_grub(files: Sequence[Tuple[str, str]], xen_vars: Sequence[str] = XEN
     """Follow the assignments of ``files`` (path, text) in order, as grub-mkconfig sources them."""
     result = GrubAnalysis()
     stmt = 0
+    budget = [MAX_EVAL_CHARS]
     for fname, text in files:
         result.files.append((fname, text))
         if "\r" in text:
@@ -878,7 +933,7 @@ def analyze_grub(files: Sequence[Tuple[str, str]], xen_vars: Sequence[str] = XEN
                     if any(p.ctx == "unq" and p.kind != "lit" for p in parts):
                         raise _unsafe(name, fname, cmd.line,
                                       "is exported with an unquoted expansion")
-                value = _eval_parts(parts, result.env, fname, cmd.line, name, stmt)
+                value = _eval_parts(parts, result.env, fname, cmd.line, name, stmt, budget)
                 if isinstance(value, _Bad) and name in xen_vars:
                     raise _unsafe(name, fname, cmd.line, "cannot be evaluated (%s)" % value.why)
                 result.env[name] = value
@@ -951,13 +1006,18 @@ def _effective(analysis: GrubAnalysis, variable: str = "GRUB_CMDLINE_XEN_DEFAULT
 
 
 def read_text(host: Host, path: str) -> Optional[str]:
-    """Exact text of a file (None when absent); refuses non-UTF-8 content."""
+    """Exact text of a file (None when absent or unreadable); refuses non-UTF-8 content, and
+    (before reading a byte) anything but a regular file (a FIFO would block, /dev/zero never
+    ends: hostio.NotARegularFile) and files over MAX_CONFIG_BYTES (hostio.FileTooLarge)."""
     real = host.p(path)
     try:
-        with open(real, "rb") as handle:
-            data = handle.read()
-    except (IOError, OSError):
-        return None
+        data = hostio.read_regular_bytes(real, MAX_CONFIG_BYTES, shown=path)
+    except FileNotFoundError:
+        return None             # absent, or a dangling symlink (grub-mkconfig's [ -e ] skips it too)
+    except (IOError, OSError) as exc:
+        # unreadable, a symlink loop: never taken for "absent", which would silently change the result
+        raise hostio.FileReadError("Cannot read %s: %s." % (path, exc.strerror or exc), path=path,
+                                   errno=exc.errno)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -1184,80 +1244,142 @@ def plan_grub_edit(files: Sequence[Tuple[str, str]], option: str, value: Optiona
 # ---------------------------------------------------------------------------------------------
 # EFI xen.cfg  ([global] default=<section>; per-section options=)
 #
-# Xen's EFI loader (xen/common/efi/boot.c) treats every control character (tab included) as
-# end of line, '#' anywhere as the start of a comment, ';' at line start as a comment, ignores
-# leading blanks, and get_value() returns the FIRST key= of a section.
+# Read exactly as Xen's EFI loader reads it (xen/common/efi/boot.c):
+# pre_parse() turns every control character (tab, CR, NUL included) into an end of line, drops
+# blanks at the start of a line, a ';' at the start of a line and everything from a '#' anywhere
+# to the end of the line; get_value(section, item) then walks the remaining runs of text: a run
+# starting with '[' ends the section being read (so only the FIRST [name] of a name counts, and a
+# '[xen' without ']' ends a section without starting one), and the first 'item=' of the section
+# wins. default= is looked up in the first [global] only.
 # ---------------------------------------------------------------------------------------------
 
-class _CfgLine(NamedTuple):
-    index: int
-    section: Optional[str]
-    key: Optional[str]
-    raw: str
+def _cfg_cntrl(char: str) -> bool:
+    return ord(char) < 32 or ord(char) == 127
 
 
-def _cfg_lines(text: str) -> List[_CfgLine]:
-    out: List[_CfgLine] = []
-    section: Optional[str] = None
-    for index, raw in enumerate(text.split("\n")):
-        body = raw.lstrip(" ")
-        if "#" in body:
-            body = body[:body.index("#")]
-        if not body or body.startswith(";"):
-            out.append(_CfgLine(index, section, None, raw))
+_CFG_SPACE = " \t\n\v\f\r"
+
+
+class _CfgRun(NamedTuple):
+    start: int      # span [start, end) in the text of a run of text Xen keeps
+    end: int
+    text: str
+
+
+def _cfg_runs(text: str) -> List[_CfgRun]:
+    """The runs of text pre_parse() leaves between the NULs it writes (one per logical line)."""
+    runs: List[_CfgRun] = []
+    start, comment = True, False
+    begin = -1
+    for idx, char in enumerate(text):
+        if _cfg_cntrl(char):
+            keep = False
+            start, comment = True, False
+        elif comment or (start and char in _CFG_SPACE):
+            keep = False
+        elif char == "#" or (start and char == ";"):
+            keep = False
+            comment = True
+        else:
+            keep = True
+            start = False
+        if keep and begin < 0:
+            begin = idx
+        elif not keep and begin >= 0:
+            runs.append(_CfgRun(begin, idx, text[begin:idx]))
+            begin = -1
+    if begin >= 0:
+        runs.append(_CfgRun(begin, len(text), text[begin:]))
+    return runs
+
+
+def _cfg_header(run: _CfgRun, section: str) -> bool:
+    return run.text.startswith("[" + section + "]")
+
+
+def xen_cfg_get(text: str, section: Optional[str], item: str) -> Optional[Tuple[int, int]]:
+    """Xen's get_value(): the span of the value of the first ``item=`` of ``section`` (None: the
+    whole file, as Xen does when [global] has no default=), leading blanks skipped; None if absent."""
+    runs = _cfg_runs(text)
+    match = section is None
+    for run in runs:
+        if run.text.startswith("["):
+            if section is None:
+                continue
+            if match:
+                return None
+            match = _cfg_header(run, section)
             continue
-        if body.startswith("["):
-            end = body.find("]")
-            section = body[1:end] if end > 0 else body[1:].rstrip()
-            out.append(_CfgLine(index, section, None, raw))
-            continue
-        key = body.split("=", 1)[0] if "=" in body else None
-        out.append(_CfgLine(index, section, key, raw))
-    return out
+        if match and run.text.startswith(item + "="):
+            start = run.start + len(item) + 1
+            while start < run.end and text[start] in _CFG_SPACE:
+                start += 1
+            return start, run.end
+    return None
 
 
 def xen_cfg_sections(text: str) -> Tuple[Optional[str], List[str]]:
-    """(default section named by [global] default=, all non-global sections in file order)."""
-    default: Optional[str] = None
+    """(what Xen's [global] default= names, or None; the section names in file order, once each)."""
+    span = xen_cfg_get(text, "global", "default")
+    default = None if span is None else text[span[0]:span[1]]
     sections: List[str] = []
-    for line in _cfg_lines(text):
-        if line.key is None and line.raw.lstrip(" ").startswith("[") and line.section:
-            if line.section != "global" and line.section not in sections:
-                sections.append(line.section)
-        if line.section == "global" and line.key == "default" and default is None:
-            default = _cfg_value(line.raw)
+    for run in _cfg_runs(text):
+        if run.text.startswith("[") and "]" in run.text:
+            name = run.text[1:run.text.index("]")]
+            if name != "global" and name not in sections:
+                sections.append(name)
     return default, sections
 
 
-def _cfg_value(raw: str) -> str:
-    body = raw.lstrip(" ")
-    value = body.split("=", 1)[1]
-    if "#" in value:
-        value = value[:value.index("#")]
-    return value.strip(" ")
-
-
 def xen_cfg_options(text: str, section: str) -> Optional[str]:
-    for line in _cfg_lines(text):
-        if line.section == section and line.key == "options":
-            return _cfg_value(line.raw)
-    return None
+    span = xen_cfg_get(text, section, "options")
+    return None if span is None else text[span[0]:span[1]]
+
+
+def _cfg_line_no(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
 
 
 def plan_xen_cfg_edit(path: str, text: str, option: str, value: Optional[str],
                       state: str = "present", section: Optional[str] = None) -> EditResult:
     """Edit ``options=`` of the section ``[global] default=`` names (``section: all``: every
-    section but [global]; or the named one)."""
+    section but [global]; or the named one), as Xen's EFI loader reads the file."""
     validate_option(option, value)
+    if value is not None and "#" in value:
+        raise XenCfgError("Value %r for option %s has '#' at position %d: Xen's EFI loader reads '#' "
+                          "anywhere in xen.cfg as the start of a comment and would drop the rest of "
+                          "the line." % (value, option, value.index("#")), file=path, option=option)
     result = EditResult()
     result.kind = "xen_cfg"
     result.file = path
     result.old_texts = {path: text}
-    default, sections = xen_cfg_sections(text)
+    for pos, char in enumerate(text):
+        if _cfg_cntrl(char) and char not in "\n\t" and not (char == "\r" and text.startswith("\r\n", pos)):
+            raise XenCfgError("%s line %d: control character %r; Xen's EFI loader ends the line there and "
+                              "reads what follows as a line of its own, which this module will not "
+                              "edit around." % (path, _cfg_line_no(text, pos), char),
+                              file=path, line=_cfg_line_no(text, pos))
+    runs = _cfg_runs(text)
+    for run in runs:
+        if run.end < len(text) and text[run.end] == "\t":
+            raise XenCfgError("%s line %d: a tab after %r; Xen's EFI loader ends the line at a tab and "
+                              "reads the rest as a line of its own." % (path, _cfg_line_no(text, run.end), run.text),
+                              file=path, line=_cfg_line_no(text, run.end))
+    globals_ = [r for r in runs if _cfg_header(r, "global")]
+    default_span = xen_cfg_get(text, "global", "default")
+    default = None if default_span is None else text[default_span[0]:default_span[1]]
+    _default_in_later, sections = xen_cfg_sections(text)
     if section in (None, "", "default"):
-        if not default:
-            raise XenCfgError("%s has no default= in a [global] section, so Xen's choice of "
-                              "section is unknown." % path, file=path)
+        if default is None:
+            later = [r for r in runs if r.text.startswith("default=")]
+            raise XenCfgError("%s has no default= in its first [global] section%s, so the section Xen "
+                              "boots cannot be told." % (path, (" (line %d has one, but Xen reads only "
+                                                                "the first [global])" % _cfg_line_no(text, later[0].start))
+                                                         if later and globals_ else ""), file=path)
+        if default != default.rstrip(_CFG_SPACE) or text[default_span[0] - 1] != "=":
+            raise XenCfgError("%s line %d: default=%r has blanks around the section name; Xen versions "
+                              "differ in how they read it." % (path, _cfg_line_no(text, default_span[0]), default),
+                              file=path)
         targets = [default]
     elif section == "all":
         targets = list(sections)
@@ -1267,32 +1389,40 @@ def plan_xen_cfg_edit(path: str, text: str, option: str, value: Optional[str],
         if target not in sections:
             raise XenCfgError("%s has no section [%s] (sections: %s)." % (
                 path, target, ", ".join(sections) or "none"), file=path, section=target)
-    lines = text.split("\n")
-    parsed = _cfg_lines(text)
     desired = format_option(option, value)
-    result.before_cmdline = " ".join(tokenize(xen_cfg_options(text, default or targets[0]) or ""))
-    inserts: Dict[int, str] = {}
+    base = default if default in sections else targets[0] if targets else None
+    result.before_cmdline = " ".join(tokenize(xen_cfg_options(text, base) or "")) if base else ""
+    edits: Dict[Tuple[int, int], str] = {}
     for target in targets:
-        opts = [ln for ln in parsed if ln.section == target and ln.key == "options"]
+        headers = [k for k, r in enumerate(runs) if _cfg_header(r, target)]
+        first = headers[0]
+        if len(headers) > 1:
+            result.notes.append("%s: section [%s] appears again at line %s; Xen reads only the first (line %d)"
+                                % (path, target, ", ".join(str(_cfg_line_no(text, runs[k].start)) for k in headers[1:]),
+                                   _cfg_line_no(text, runs[first].start)))
+        body = []
+        for run in runs[first + 1:]:
+            if run.text.startswith("["):
+                break
+            body.append(run)
+        opts = [r for r in body if r.text.startswith("options=")]
         if len(opts) > 1:
             raise XenCfgError("%s lines %s: section [%s] has %d options= lines; Xen uses only the "
-                              "first." % (path, ", ".join(str(o.index + 1) for o in opts), target,
+                              "first." % (path, ", ".join(str(_cfg_line_no(text, o.start)) for o in opts), target,
                                           len(opts)), file=path, section=target)
         if not opts:
             if state == "absent":
                 continue
-            header = next(ln for ln in parsed if ln.section == target and ln.key is None
-                          and ln.raw.lstrip(" ").startswith("["))
-            inserts[header.index] = "options=" + desired
+            header = runs[first]
+            eol = text.find("\n", header.end)
+            if eol < 0:
+                edits[(len(text), len(text))] = "\noptions=" + desired + "\n"
+            else:
+                edits[(eol + 1, eol + 1)] = "options=" + desired + "\n"
             continue
-        line = opts[0]
-        if "\t" in line.raw or "\x0b" in line.raw or "\x0c" in line.raw:
-            raise XenCfgError("%s line %d: a tab/control character in options=; Xen's EFI loader "
-                              "ends the line there." % (path, line.index + 1), file=path)
-        raw = line.raw
-        eq = raw.index("=")
-        comment = raw.index("#") if "#" in raw else len(raw)
-        value_text = raw[eq + 1:comment]
+        run = opts[0]
+        vstart = run.start + len("options=")
+        value_text = text[vstart:run.end]
         toks = tokenize(value_text)
         keys = [split_option(t)[0] for t in toks]
         hits = [k for k, name in enumerate(keys) if name == option]
@@ -1309,17 +1439,26 @@ def plan_xen_cfg_edit(path: str, text: str, option: str, value: Optional[str],
             if not hits:
                 continue
             new = [t for k, t in enumerate(toks) if k not in hits]
-        tail = raw[comment:]
         lead = value_text[:len(value_text) - len(value_text.lstrip(" "))]
-        trail = " " if tail and value_text.endswith(" ") else ""
-        lines[line.index] = raw[:eq + 1] + lead + " ".join(new) + trail + tail
-    for index in sorted(inserts, reverse=True):
-        lines.insert(index + 1, inserts[index])
-    new_text = "\n".join(lines)
+        trail = value_text[len(value_text.rstrip(" ")):]
+        edits[(vstart, run.end)] = lead + " ".join(new) + trail
+    out: List[str] = []
+    pos = 0
+    for (start, end), repl in sorted(edits.items()):
+        out.append(text[pos:start])
+        out.append(repl)
+        pos = end
+    out.append(text[pos:])
+    new_text = "".join(out)
+    if text and not text.endswith(("\n", "\r")) and new_text == text:
+        result.notes.append("%s has no newline at its end: newer Xen versions ignore its last line ('No newline "
+                            "at end of config file, last line will be ignored'); end it with a newline" % path)
+    if new_text != text and new_text and not new_text.endswith("\n"):
+        new_text += "\n"       # an unterminated last line is ignored by newer Xen: terminate it
     if new_text != text:
         result.new_texts = {path: new_text}
         result.changed = True
-    result.after_cmdline = " ".join(tokenize(xen_cfg_options(new_text, default or targets[0]) or ""))
+    result.after_cmdline = " ".join(tokenize(xen_cfg_options(new_text, base) or "")) if base else ""
     return result
 
 

@@ -124,6 +124,14 @@ class PlacementPolicyConflict(XenKdumpError):
               "(no placement, '<4G', ',below=4G', or '@<addr>' with addr + size <= 4G).")
 
 
+class ImpossiblePlan(XenKdumpError):
+    code = "XK213"
+    title = "The crash region asked for cannot be reserved on this host"
+    remedy = ("Nothing was planned. Give a size this host can hold: more than 0, less than its RAM, "
+              "ending below its own limit ('<'/',below='/@start+size), with a range list that covers "
+              "this host's RAM; or lower headroom_pct/headroom_mb, or set below_4g: false.")
+
+
 class PlanInputsMissing(XenKdumpError):
     code = "XK212"
     title = "Crash region planning needs host facts"
@@ -331,7 +339,11 @@ def parse(value: Optional[str]) -> CrashKernel:
                                      value=repr(value))
     text = value
     if text.startswith("crashkernel="):
-        text = text[len("crashkernel="):]
+        # crashkernel=crashkernel=256M: Xen's parse_size_and_unit() stops at the 'c', warns and
+        # reserves nothing. Never strip it: that would call a broken line valid.
+        raise CrashkernelSyntaxError(
+            "crashkernel=%s repeats 'crashkernel=' at character 1: Xen reads the value %r as a size, "
+            "finds no number and reserves nothing." % (text, text), value=value, position=1)
     if text == "":
         raise CrashkernelError("crashkernel= is empty: Xen warns 'memory value expected' and reserves nothing.",
                                value=value)
@@ -666,6 +678,56 @@ def _policy_value(size: str, sizing: SizingResult, below_4g: bool, host_memory_m
     return replace(ck, notes=())
 
 
+# Largest figures the planner accepts: 2**64 bytes of RAM, address space or image.
+_MAX_INPUT = {"total_memory_mb": U64_MAX // MIB, "nr_cpus": 1 << 20, "reserved_mb": U64_MAX // MIB,
+              "reserved_start": U64_MAX, "kernel_init_size": U64_MAX, "initrd_size": U64_MAX,
+              "headroom_mb": U64_MAX // MIB}
+
+
+def _check_plan_inputs(**inputs: Any) -> None:
+    """Refuse what would make the arithmetic fail (NaN, infinity, integers of hundreds of digits)
+    with an XK210 naming the input, before any arithmetic is done."""
+    for name, value in inputs.items():
+        if value is None:
+            continue
+        if name == "headroom_pct":
+            try:
+                number = math.inf if isinstance(value, bool) else float(value)
+            except (TypeError, ValueError, OverflowError):
+                number = math.inf
+            if not math.isfinite(number):
+                raise SizingInputError("headroom_pct must be a finite number between 0 and 1000, got %s."
+                                       % (repr(value)[:40],))
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and value > _MAX_INPUT[name]:
+            raise SizingInputError("%s must be at most %d, got a number of %d digits."
+                                   % (name, _MAX_INPUT[name], len(str(value))))
+
+
+def _check_possible(target: CrashKernel, target_mb: int, total_memory_mb: int, size: str,
+                    sizing: SizingResult) -> None:
+    """Raise :class:`ImpossiblePlan` when Xen could not reserve ``target`` on this host."""
+    asked = "size=%s" % size if size != "auto" else (
+        "the sizing model's %d MiB (required %d MiB + headroom)" % (sizing.recommended_mb, sizing.required_mb))
+    value = target.format()
+    if target_mb == 0:
+        why = ("no range of crashkernel=%s covers this host's %d MiB of RAM" % (value, total_memory_mb)
+               if target.ranges else "crashkernel=%s reserves 0 bytes" % value)
+        raise ImpossiblePlan("%s: %s, so nothing would be reserved." % (asked, why), value=value)
+    if target_mb >= total_memory_mb:
+        raise ImpossiblePlan("%s: crashkernel=%s asks for %d MiB, but this host has %d MiB of RAM."
+                             % (asked, value, target_mb, total_memory_mb), value=value)
+    placement = target.placement
+    if placement is not None and placement.kind == "below" and target_mb * MIB >= placement.address:
+        raise ImpossiblePlan("%s: crashkernel=%s asks for %d MiB ending below %s, no less than the "
+                             "region itself." % (asked, value, target_mb, format_size(placement.address)),
+                             value=value)
+    if placement is not None and placement.kind == "at" and placement.address and \
+            placement.address + target_mb * MIB > U64_MAX:
+        raise ImpossiblePlan("%s: crashkernel=%s would end beyond the 64-bit address space." % (asked, value),
+                             value=value)
+
+
 def plan(total_memory_mb: int, nr_cpus: int, xen_commandline: Optional[str],
          dom0_cmdline: Optional[str] = None, reserved_mb_now: Optional[int] = None,
          reserved_start: Optional[int] = None, size: str = "auto", below_4g: bool = True,
@@ -679,6 +741,9 @@ def plan(total_memory_mb: int, nr_cpus: int, xen_commandline: Optional[str],
     ``reserved_mb_now`` / ``reserved_start`` are what Xen actually reserved this boot (None =
     unknown).  Pure: no host access.
     """
+    _check_plan_inputs(total_memory_mb=total_memory_mb, nr_cpus=nr_cpus, reserved_mb=reserved_mb_now,
+                       reserved_start=reserved_start, kernel_init_size=kernel_init_size,
+                       initrd_size=initrd_size, headroom_mb=headroom_mb, headroom_pct=headroom_pct)
     sizing = size_region(total_memory_mb, nr_cpus, dump_target, kernel_init_size, initrd_size,
                          headroom_pct, headroom_mb, table, max_pfn=max_pfn)
     if not isinstance(size, str) or not size.strip():
@@ -693,6 +758,7 @@ def plan(total_memory_mb: int, nr_cpus: int, xen_commandline: Optional[str],
     target = _policy_value(size, sizing, below_4g, total_memory_mb)
     target_str = target.format()
     target_mb = reserved_mb(target, total_memory_mb)
+    _check_possible(target, target_mb, total_memory_mb, size, sizing)
     if size != "auto":
         if target_mb == 0:
             reasons.append("the requested size=%s reserves nothing on this host (%d MiB RAM)"
@@ -759,6 +825,11 @@ def plan(total_memory_mb: int, nr_cpus: int, xen_commandline: Optional[str],
         if reserved_mb_now:
             reasons.append("yet Xen reserved %d MiB this boot: the command line changed since boot"
                            % reserved_mb_now)
+    elif current_ck is None:
+        # an invalid value (e.g. crashkernel=crashkernel=...) reserves nothing at the next boot,
+        # whatever Xen reserved this boot
+        verdict = "too_small"
+        reasons.append("the Xen command line reserves nothing at the next boot (its crashkernel= is not valid)")
     elif effective is None or effective < required:
         verdict = "too_small"
         if effective == 0 or effective is None:

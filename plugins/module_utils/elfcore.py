@@ -18,8 +18,9 @@ from __future__ import annotations
 import bisect
 import os
 import struct
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
+from ansible_collections.xenkdump.fleet.plugins.module_utils import hostio
 from ansible_collections.xenkdump.fleet.plugins.module_utils.errors import XenKdumpError
 
 try:
@@ -273,7 +274,8 @@ class CountingReader(object):
     """
 
     def __init__(self, path: str) -> None:
-        self._fh = open(path, "rb", buffering=0)
+        # a FIFO would block, a device never ends: only regular files (hostio.NotARegularFile)
+        self._fh = os.fdopen(hostio.open_regular(path), "rb", buffering=0)
         self.size = os.fstat(self._fh.fileno()).st_size
         self.bytes_read = 0
         self.reads = 0
@@ -667,11 +669,25 @@ def _inspect_elf(img: Any, result: Dict[str, Any]) -> None:
         _elf_contents(result, loads)
         return
     notes = []  # type: List[Tuple[str, int, bytes]]
+    seen = set()  # type: Set[Tuple[int, int]]
+    budget = MAX_NOTES_BYTES    # for all PT_NOTEs together: the notes are read O(headers), not O(headers x size)
     for seg in note_segs:
         if seg["p_filesz"] > MAX_NOTES_BYTES:
             result["problems"].append("PT_NOTE at byte %d claims %d bytes (more than %d): corrupt header"
                                       % (seg["p_offset"], seg["p_filesz"], MAX_NOTES_BYTES))
             continue
+        span = (seg["p_offset"], seg["p_filesz"])
+        if span in seen:
+            result["problems"].append("corrupt program headers: %d PT_NOTE headers, several pointing at the same "
+                                      "%d bytes at byte %d (read once)" % (len(note_segs), seg["p_filesz"], seg["p_offset"]))
+            break
+        seen.add(span)
+        if seg["p_filesz"] > budget:
+            result["problems"].append("corrupt program headers: the %d PT_NOTE segments claim more than %d bytes "
+                                      "of notes together (a Xen or Linux dump has a few KiB); the rest is not read"
+                                      % (len(note_segs), MAX_NOTES_BYTES))
+            break
+        budget -= seg["p_filesz"]
         data = img.pread(seg["p_offset"], seg["p_filesz"])
         parsed, problems = parse_notes(data, little)
         notes.extend(parsed)
@@ -1092,6 +1108,12 @@ def _inspect_flat(reader: CountingReader, result: Dict[str, Any]) -> None:
         if offset < 0 or length < 0:
             result["problems"].append("corrupt flattened data header at byte %d: offset %d, size %d"
                                       % (pos, offset, length))
+            break
+        if length == 0:
+            # makedumpfile never writes an empty block; a run of zero bytes (a preallocated or
+            # zero-filled tail) would otherwise be walked 16 bytes at a time
+            result["problems"].append("corrupt flattened data header at byte %d: a data block of size 0 (offset %d); "
+                                      "%d bytes follow, not read (zero-filled tail?)" % (pos, offset, size - pos - 16))
             break
         avail = size - pos - 16
         if length > avail:

@@ -49,6 +49,8 @@ options:
     description:
       - A dump file (for example C(/proc/vmcore) in the crash kernel, or
         C(/var/crash/202611261152/dump.202611261152)) or a crash directory such as C(/var/crash).
+      - A symlink is followed. Anything but a regular file (a FIFO, a device such as C(/dev/zero), a socket)
+        is refused with error XK010 before a byte is read, so the task can neither block nor read without end.
     type: path
     required: true
   expect:
@@ -82,6 +84,9 @@ extends_documentation_fragment:
 notes:
   - Needs C(pyelftools) on the managed host for ELF cores (Debian C(python3-pyelftools)).
   - Reading C(/proc/vmcore) or C(/var/crash) needs root (C(become=true)).
+  - Reads are bounded by the headers, not by what they claim - all PT_NOTE segments together are read at
+    most once and up to 8 MiB, and a flattened stream stops at a data block of size 0 (a zero-filled tail
+    is reported as corrupt, not walked).
   - C(XEN_ELFNOTE_CRASH_INFO) holds the Xen major and minor version as numbers but the extra
     version, changeset and compiler only as physical-address pointers into Xen's memory. In an
     ELF core the module follows them into the PT_LOAD that holds them (128 bytes each); when

@@ -40,6 +40,11 @@ options:
     description:
       - Value of the option. Omit it for a flag such as C(noreboot).
       - Must not contain whitespace, double quotes or control characters.
+      - Give it exactly as Xen must receive it (V(256M<4G)). The module adds GRUB's escaping itself
+        (every character but letters, digits and C(_.,:=/@%+-) gets a backslash, so C($) is not expanded at
+        boot and GRUB's lexer yields the value unchanged). A backslash, or a value that starts with
+        C(<option>=) (C(crashkernel=crashkernel=...)), is refused with error XK300; for xen.cfg a C(#)
+        too (Xen's EFI loader reads it as the start of a comment).
     type: str
   state:
     description: Whether the option must be on the Xen line exactly once, or not at all.
@@ -87,6 +92,16 @@ options:
     default: false
 notes:
   - Check mode computes the result, the diff and the commands, and writes nothing.
+  - A symlinked file (C(/etc/default/grub), a C(grub.d) snippet, C(xen.cfg)) stays a symlink - its target is
+    edited, as M(ansible.builtin.lineinfile) and M(ansible.builtin.template) do. Writes are atomic (a temp file
+    beside the target, the old mode, owner and SELinux context, a rename); when several files change every temp
+    file is made first, so an unwritable directory or an immutable file (error XK012) leaves all of them as
+    they were.
+  - Only regular files are read. A FIFO, a device (or a symlink to C(/dev/zero)) is refused with error XK010,
+    a file over 256 KiB with XK011, before anything is read from it; an unreadable one (a symlink loop) with XK013.
+  - xen.cfg is read as Xen's EFI loader (C(xen/common/efi/boot.c)) reads it - only the first C([section]) of a
+    name and the first C([global]) count, C([xen) without C(]) starts no section, a control character ends a
+    line, C(#) starts a comment anywhere; a file with a NUL or another control character is refused (XK304).
   - Supports diff mode.
 attributes:
   check_mode:
@@ -175,6 +190,12 @@ commands:
   type: list
   elements: list
   sample: [["/opt/xensource/libexec/xen-cmdline", "--set-xen", "crashkernel=256M<4G"]]
+notes:
+  description: What the module noticed and worked around, e.g. a xen.cfg section given twice (Xen reads the first).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/boot/efi/EFI/xen/xen.cfg: section [xen] appears again at line 9; Xen reads only the first (line 4)"]
 bootloader:
   description: Where the Xen line is kept (C(grub), C(xen_cfg), C(xen_cmdline)) and why.
   returned: always
@@ -190,7 +211,6 @@ diff:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes
@@ -249,16 +269,14 @@ def _resolve(module, host):
     return {"kind": kind, "path": path, "reason": reason, "regenerate": regenerate}
 
 
-def _write(module, path, text):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(to_bytes(text, errors="surrogate_or_strict"))
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _selinux_prepare(module):
+    """Give the temp file the SELinux context of the file it replaces (what atomic_move does)."""
+    if not module.selinux_enabled():
+        return None
+
+    def prepare(tmp, target):
+        module.set_context_if_different(tmp, module.selinux_context(target), False)
+    return prepare
 
 
 def main():
@@ -300,14 +318,25 @@ def main():
         result = dict(changed=plan.changed, cmdline=plan.after_cmdline,
                       cmdline_before=plan.before_cmdline, file=plan.file or path,
                       files_changed=plan.changed_files(), regenerate=where["regenerate"],
-                      commands=plan.commands,
+                      commands=plan.commands, notes=plan.notes,
                       bootloader=dict(kind=kind, path=path, reason=where["reason"]))
         if plan.changed and not module.check_mode:
             backups = {}
-            for fname in plan.changed_files():
+            staged = []
+            try:
+                # every temp file first: when one file cannot be written, none is replaced
+                for fname in plan.changed_files():
+                    staged.append(hostio.stage_write(
+                        fname, to_bytes(plan.new_texts[fname], errors="surrogate_or_strict"),
+                        prepare=_selinux_prepare(module)))
                 if params["backup"]:
-                    backups[fname] = module.backup_local(fname)
-                _write(module, fname, plan.new_texts[fname])
+                    for fname in plan.changed_files():
+                        backups[fname] = hostio.backup_copy(fname)
+                while staged:
+                    hostio.commit_write(staged.pop(0))
+            finally:
+                for item in staged:
+                    hostio.discard_write(item.tmp)
             if plan.commands:
                 result["cmdline"] = cmdline.run_xen_cmdline_tool(host, plan.commands, tool=path)
             if backups:

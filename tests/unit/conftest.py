@@ -42,3 +42,25 @@ def _hypothesis_profiles() -> None:
 
 
 _hypothesis_profiles()
+
+
+def _grub_script_check() -> str:
+    """Path of the real grub-script-check (Debian grub-common). Missing: a loud failure, never a skip."""
+    import shutil
+    import pytest
+    path = shutil.which("grub-script-check")
+    if not path:
+        pytest.fail("grub-script-check is not installed: GRUB's own lexer is needed to check what "
+                    "xen_cmdline writes. Install grub-common (scripts/bootstrap does: apt-get install "
+                    "-y grub-common).", pytrace=False)
+    return path
+
+
+try:
+    import pytest as _pytest
+
+    @_pytest.fixture
+    def grub_script_check() -> str:
+        return _grub_script_check()
+except ImportError:  # pragma: no cover
+    pass

@@ -227,7 +227,7 @@ EDIT_CASES = [
     ("prefix-lookalikes", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel_x=1 crashkernelx crashkernel"\n', {}, "crashkernel", "256M<4G", "present", V),
     ("variable-xen", 'GRUB_CMDLINE_XEN_DEFAULT="crashkernel=1M"\n', {}, "crashkernel", "256M<4G", "present", X),
     ("quoted-value-in-token", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {}, "loglvl", "all", "present", V),
-    ("value-with-dollar", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {}, "opt", "$x`y\\z'", "present", V),
+    ("value-with-dollar", 'GRUB_CMDLINE_XEN_DEFAULT="a"\n', {}, "opt", "$x`y'z", "present", V),
     ("sq-value-with-quote", "GRUB_CMDLINE_XEN_DEFAULT='crashkernel=1M'\n", {}, "opt", "it's", "present", V),
     (
         "grub-d-many",
