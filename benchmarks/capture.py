@@ -146,12 +146,19 @@ def load(path: str) -> List[Dict[str, Any]]:
         return json.load(fh).get("tries", [])
 
 
-def save(path: str, tries: List[Dict[str, Any]]) -> None:
+def save(path: str, new: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Append one try to the results file as it is now (other runs may have added theirs; notes kept)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    doc: Dict[str, Any] = {"benchmark": "capture", "tries": []}
+    if os.path.exists(path):
+        with open(path) as fh:
+            doc = json.load(fh)
+    doc.setdefault("tries", []).append(new)
     with open(path + ".tmp", "w") as fh:
-        json.dump({"benchmark": "capture", "tries": tries}, fh, indent=1, sort_keys=True)
+        json.dump(doc, fh, indent=1, sort_keys=True)
         fh.write("\n")
     os.replace(path + ".tmp", path)
+    return doc["tries"]
 
 
 def table(tries: List[Dict[str, Any]]) -> None:
@@ -168,32 +175,39 @@ def table(tries: List[Dict[str, Any]]) -> None:
 
 
 def projection(tries: List[Dict[str, Any]], dom0_mb: int = 4096) -> None:
-    """Fleet-sized hosts from the measured rates: full mode writes host RAM in use (guests'
-    pages are incompressible), xen-dom0 mode writes dom0 + Xen whatever the guests hold."""
+    """Fleet-sized hosts from the measured rates.  full mode: a per-MiB-of-host cost (the empty
+    host's time and bytes: zlib over Xen's zero pages) plus a per-MiB-of-guest cost (the 3 GiB
+    try minus the empty one: incompressible pages).  xen-dom0 mode: the guest-laden try, scaled
+    by dom0's size (it writes dom0 + Xen whatever the guests hold)."""
     good = [t for t in tries if not t.get("error") and t.get("valid") and t.get("makedumpfile_seconds")]
-    full = [t for t in good if t["mode"] == "full" and t["guest_mb"] > 0]
-    xen = [t for t in good if t["mode"] in ("xen-dom0", "auto")]
-    if not full or not xen:
-        print("\nprojection: needs a valid full-mode try with guests and a valid xen-dom0 try")
+    full = sorted((t for t in good if t["mode"] == "full"), key=lambda t: t["guest_mb"])
+    xen = [t for t in good if t["mode"] in ("xen-dom0", "auto") and t["guest_mb"] > 0]
+    if len(full) < 2 or full[0]["guest_mb"] != 0 or not xen:
+        print("\nprojection: needs full-mode tries with and without guests and a xen-dom0 try with guests")
         return
-    f = max(full, key=lambda t: t["guest_mb"])
-    # full mode: time and bytes grow with the guest memory; the rate is per MiB of guest memory
-    f0 = min((t for t in good if t["mode"] == "full"), key=lambda t: t["guest_mb"])
-    extra_s = float(f["makedumpfile_seconds"]) - (float(f0["makedumpfile_seconds"]) if f0 is not f else 0.0)
-    extra_b = float(f["size_bytes"]) - (float(f0["size_bytes"]) if f0 is not f else 0.0)
-    per_mib_s = extra_s / f["guest_mb"] if f0 is not f else float(f["makedumpfile_seconds"]) / f["guest_mb"]
-    per_mib_b = extra_b / f["guest_mb"] if f0 is not f else float(f["size_bytes"]) / f["guest_mb"]
+    f0, f = full[0], full[-1]
+    host_mib = float(f0.get("host_memory_mb") or 6143)
+    base_s, base_b = float(f0["makedumpfile_seconds"]) / host_mib, float(f0["size_bytes"]) / host_mib
+    guest_s = (float(f["makedumpfile_seconds"]) - float(f0["makedumpfile_seconds"])) / f["guest_mb"]
+    guest_b = (float(f["size_bytes"]) - float(f0["size_bytes"])) / f["guest_mb"]
     x = max(xen, key=lambda t: t["guest_mb"])
-    print("\nprojection (guests fill 90%% of RAM, dom0 %d MiB; rates measured on this lab under TCG: "
-          "full mode %.3f s and %.0f bytes per MiB of guest memory; xen-dom0 mode: %.0f s, %.1f MiB, flat)"
-          % (dom0_mb, per_mib_s, per_mib_b, float(x["makedumpfile_seconds"]), float(x["size_bytes"]) / 1048576))
-    print("%10s %16s %16s %16s %16s" % ("host", "full: dump GiB", "full: hours", "xen-dom0: GiB", "xen-dom0: min"))
+    lab_dom0 = 1024.0
+    print("\nprojection (guests fill 90%% of RAM, dom0 %d MiB; makedumpfile time at this lab's TCG rates: full "
+          "%.3f s/MiB of host + %.3f s/MiB of guests, xen-dom0 %.1f s per GiB of dom0 + the full mode's per-MiB cost over Xen's free memory; "
+          "real hardware is faster, the ratio carries over)" % (dom0_mb, base_s, guest_s, float(x["makedumpfile_seconds"])))
+    print("%10s %14s %12s %16s %16s %8s" % ("host", "full: dump GiB", "full: hours", "xen-dom0: GiB",
+                                              "xen-dom0: min", "ratio"))
     for gib in (64, 256, 512, 1024, 2048):
-        guest_mib = gib * 1024 * 0.9
-        print("%7d GiB %16.1f %16.2f %16.2f %16.1f" % (
-            gib, guest_mib * per_mib_b / 2 ** 30, guest_mib * per_mib_s / 3600.0,
-            float(x["size_bytes"]) / 2 ** 30 * dom0_mb / 1024.0,
-            float(x["makedumpfile_seconds"]) * dom0_mb / 1024.0 / 60.0))
+        host, guests = gib * 1024.0, gib * 1024.0 * 0.9
+        fs = base_s * host + guest_s * guests
+        fb = base_b * host + guest_b * guests
+        # + Xen's free memory (host - guests - dom0): makedumpfile cannot tell it free (pre-XSA-402
+        # page-state bits, measured) and reads it, as -c -d 0 reads the empty host's zero pages
+        free = max(0.0, host - guests - dom0_mb)
+        xs = float(x["makedumpfile_seconds"]) * dom0_mb / lab_dom0 + base_s * free
+        xb = float(x["size_bytes"]) * dom0_mb / lab_dom0
+        print("%7d GiB %14.1f %12.2f %16.2f %16.1f %7.0fx" % (gib, fb / 2 ** 30, fs / 3600.0, xb / 2 ** 30,
+                                                             xs / 60.0, fs / xs))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -228,8 +242,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             for guest_mb in [int(g) for g in args.guests.split(",")]:
                 rec = one_try(lab, inv, mode, guest_mb, outdir)
                 rec["lab"] = {"mem": args.mem, "cpus": args.cpus, "suite": os.environ.get("XENKDUMP_LAB_SUITE", "bookworm")}
-                tries.append(rec)
-                save(args.results, tries)
+                tries = save(args.results, rec)
                 table([rec])
     finally:
         if not args.keep:

@@ -171,8 +171,10 @@ def test_xen_syms_present_is_added_and_absent_is_not():
 
 def test_measured_figures_ride_along_with_their_mode():
     plan = capture.plan_capture(DEB12, mode="full")
-    assert [m["dump_bytes"] for m in plan["measured"]] == [176005632]
-    assert capture.plan_capture(DEB12)["measured"] == []       # -l -X -d 1 not measured yet
+    assert [(m["domu_memory_mb"], m["dump_bytes"]) for m in plan["measured"]] == [(3072, 3036269077)]
+    auto = capture.plan_capture(DEB12)["measured"]              # -l -X -d 1: with and without guests
+    assert sorted((m["domu_memory_mb"], m["args"]) for m in auto) == [(0, "-l -X -d 1"), (3072, "-l -X -d 1")]
+    assert capture.plan_capture(DEB12, makedump_args="-c -X -d 1")["measured"] == []  # zlib -X: none recorded
 
 
 @pytest.mark.parametrize("args", ["-l -X -d 1", "-c -d 0", "-E -X -d 1", "-z -X -d 1 --xen-syms /boot/x"])
