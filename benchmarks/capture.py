@@ -68,7 +68,8 @@ def ansible_env() -> Dict[str, str]:
 def playbook(inv: str, book: str, *extra: str, logfile: str, timeout: float = 3600) -> int:
     with open(logfile, "w") as fh:
         return subprocess.run(["ansible-playbook", "-i", inv, os.path.join(REPO, "playbooks", book)] + list(extra),
-                              env=ansible_env(), stdout=fh, stderr=subprocess.STDOUT, timeout=timeout).returncode
+                              env=ansible_env(), stdout=fh, stderr=subprocess.STDOUT, timeout=timeout,
+                              check=False).returncode
 
 
 def capture_seconds(lab: Lab) -> Optional[Dict[str, Any]]:
@@ -162,8 +163,8 @@ def save(path: str, new: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def table(tries: List[Dict[str, Any]]) -> None:
-    print("\n%-9s %6s %6s %10s %9s %9s %7s  %s" % ("mode", "guests", "valid", "dump MiB", "mdf s", "crash->back",
-                                                  "of RAM", "args"))
+    head = ("mode", "guests", "valid", "dump MiB", "mdf s", "crash->back", "of RAM", "args")
+    print("\n%-9s %6s %6s %10s %9s %9s %7s  %s" % head)
     for t in tries:
         if t.get("error"):
             print("%-9s %6d  error: %s" % (t["mode"], t["guest_mb"], t["error"]))
@@ -195,8 +196,8 @@ def projection(tries: List[Dict[str, Any]], dom0_mb: int = 4096) -> None:
     print("\nprojection (guests fill 90%% of RAM, dom0 %d MiB; makedumpfile time at this lab's TCG rates: full "
           "%.3f s/MiB of host + %.3f s/MiB of guests, xen-dom0 %.1f s per GiB of dom0 + the full mode's per-MiB cost over Xen's free memory; "
           "real hardware is faster, the ratio carries over)" % (dom0_mb, base_s, guest_s, float(x["makedumpfile_seconds"])))
-    print("%10s %14s %12s %16s %16s %8s" % ("host", "full: dump GiB", "full: hours", "xen-dom0: GiB",
-                                              "xen-dom0: min", "ratio"))
+    head = ("host", "full: dump GiB", "full: hours", "xen-dom0: GiB", "xen-dom0: min", "ratio")
+    print("%10s %14s %12s %16s %16s %8s" % head)
     for gib in (64, 256, 512, 1024, 2048):
         host, guests = gib * 1024.0, gib * 1024.0 * 0.9
         fs = base_s * host + guest_s * guests
@@ -206,12 +207,12 @@ def projection(tries: List[Dict[str, Any]], dom0_mb: int = 4096) -> None:
         free = max(0.0, host - guests - dom0_mb)
         xs = float(x["makedumpfile_seconds"]) * dom0_mb / lab_dom0 + base_s * free
         xb = float(x["size_bytes"]) * dom0_mb / lab_dom0
-        print("%7d GiB %14.1f %12.2f %16.2f %16.1f %7.0fx" % (gib, fb / 2 ** 30, fs / 3600.0, xb / 2 ** 30,
-                                                             xs / 60.0, fs / xs))
+        row = (gib, fb / 2 ** 30, fs / 3600.0, xb / 2 ** 30, xs / 60.0, fs / xs)
+        print("%7d GiB %14.1f %12.2f %16.2f %16.1f %7.0fx" % row)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--guests", default="0,1024,3072", help="guest memory totals in MiB, comma separated")
     ap.add_argument("--modes", default="full,xen-dom0",
                     help="xenkdump_capture_mode values, or args=<MAKEDUMP_ARGS>, separated by ';' or ','")
