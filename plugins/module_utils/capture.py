@@ -340,7 +340,8 @@ def plan_capture(makedumpfile_facts: Optional[Dict[str, Any]], mode: str = "auto
     * ``full``: ``-c -d 0``, the whole host (guests included) compressed with zlib: the
       measured fallback.
     * ``xen-dom0``: ``<fastest compressor> -X -d 1`` (+ ``--xen-syms PATH`` when present):
-      dom0, Xen and its heap; guests, free and zero pages left out.
+      dom0, Xen and its heap; guests and zero pages left out (Xen's free pages are kept:
+      makedumpfile reads pre-XSA-402 page-state bits, measured; scrubbed ones are zero pages).
     * ``auto``: xen-dom0 when makedumpfile's version and compressors are known, else full.
     * ``makedump_args`` (non-empty) wins over ``mode``; on a dom0 it is refused
       (:class:`MakedumpLevelNeedsVmcoreinfo`, :class:`MakedumpArgsInvalid`) when it cannot work.
@@ -398,7 +399,7 @@ def plan_capture(makedumpfile_facts: Optional[Dict[str, Any]], mode: str = "auto
     else:
         why = "xen-dom0: makedumpfile not known (%s): zlib, always built in" % (
             mdf.get("reason") or "no makedumpfile -v")
-    why += ("; -X -d 1 leaves out the guests' pages, free and zero pages (Xen's symbols from %s; "
+    why += ("; -X -d 1 leaves out the guests' pages and zero pages (Xen's symbols from %s; "
             "levels above 1 need Linux vmcoreinfo a Xen dump lacks)"
             % ("--xen-syms" if syms else "the dump's VMCOREINFO_XEN note"))
     return _result(args, "xen-dom0", why)
