@@ -11,9 +11,10 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ansible_collections.xenkdump.fleet.plugins.module_utils import errors
 from ansible_collections.xenkdump.fleet.plugins.module_utils import hostio
@@ -387,10 +388,16 @@ class _Lexer(object):
     def line_of(self, pos: int) -> int:
         return bisect.bisect_left(self._newlines, pos) + 1
 
-    def _enter(self, i: int) -> None:
+    @contextlib.contextmanager
+    def _nested(self, i: int) -> Iterator[None]:
+        """One level deeper for the construct at i, bounded by MAX_NESTING."""
         self.depth += 1
-        if self.depth > MAX_NESTING:
-            raise self.fail(i, "quotes and expansions nested more than %d deep" % MAX_NESTING)
+        try:
+            if self.depth > MAX_NESTING:
+                raise self.fail(i, "quotes and expansions nested more than %d deep" % MAX_NESTING)
+            yield
+        finally:
+            self.depth -= 1
 
     def fail(self, pos: int, what: str) -> "GrubParseError":
         return GrubParseError("%s line %d: %s." % (self.fname, self.line_of(pos), what),
@@ -405,11 +412,8 @@ class _Lexer(object):
         return j + 1
 
     def skip_double(self, i: int) -> int:
-        self._enter(i)
-        try:
+        with self._nested(i):
             return self._skip_double(i)
-        finally:
-            self.depth -= 1
 
     def _skip_double(self, i: int) -> int:
         j = i + 1
@@ -443,11 +447,8 @@ class _Lexer(object):
 
     def skip_dollar(self, i: int) -> int:
         """i at '$' followed by '(' or '{'; return index after the matching close."""
-        self._enter(i)
-        try:
+        with self._nested(i):
             return self._skip_dollar(i)
-        finally:
-            self.depth -= 1
 
     def _skip_dollar(self, i: int) -> int:
         opener = self.text[i + 1]
