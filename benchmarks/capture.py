@@ -39,6 +39,9 @@ LAB = os.path.join(REPO, "lab", "lab")
 RESULTS = os.path.join(HERE, "results", "capture.json")
 GUEST_MB = 1024          # one fill guest holds at most this much; more memory = more guests
 
+sys.path.insert(0, HERE)
+from sizing_calibration import playbook  # noqa: E402  (the same ansible-playbook runner and environment)
+
 
 def log(msg: str) -> None:
     print("[capture %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
@@ -55,21 +58,6 @@ class Lab(object):
 
     def ssh(self, cmd: str, timeout: float = 300) -> str:
         return self.run("ssh", cmd, timeout=timeout)
-
-
-def ansible_env() -> Dict[str, str]:
-    env = dict(os.environ)
-    env.update(ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_PIPELINING="True", ANSIBLE_RETRY_FILES_ENABLED="False")
-    env["PATH"] = os.path.join(REPO, ".venv", "bin") + os.pathsep + env.get("PATH", "")
-    return env
-
-
-def playbook(inv: str, book: str, *extra: str, logfile: str, timeout: float = 3600) -> int:
-    with open(logfile, "w") as fh:
-        return subprocess.run(["ansible-playbook", "-i", inv, os.path.join(REPO, "playbooks", book)] + list(extra),
-                              env=ansible_env(), stdout=fh, stderr=subprocess.STDOUT, timeout=timeout,
-                              check=False).returncode
 
 
 def capture_seconds(lab: Lab) -> Optional[Dict[str, Any]]:
